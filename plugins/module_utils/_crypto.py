@@ -1,0 +1,277 @@
+# Copyright: mtls.nginx contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Key, certificate and name helpers shared by the mtls.nginx modules.
+
+The one place that imports ``cryptography``: modules call :func:`require_cryptography`
+so a missing library fails through ``missing_required_lib`` instead of a traceback.
+"""
+
+import datetime
+import ipaddress
+import traceback
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
+PURPOSES = ("server", "client")
+
+
+class PKIError(Exception):
+    """A problem the user can fix; the message names the file or option."""
+
+
+def require_cryptography(module):
+    if not HAS_CRYPTOGRAPHY:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+def generate_private_key(key_type):
+    if key_type == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise PKIError("unknown key type %r; choose one of %s" % (key_type, ", ".join(KEY_TYPES)))
+
+
+def key_type_of(key):
+    """Name a public or private key the way the ``key_type`` option does."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(key.curve.name, "ecdsa-" + key.curve.name)
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "rsa%d" % key.key_size
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "ed25519"
+    return type(key).__name__
+
+
+def signature_hash(key):
+    # Ed25519 signs without a separate digest.
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
+def private_key_pem(key):
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def load_private_key(data, path, passphrase=None):
+    try:
+        return serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        raise PKIError("%s: the private key is encrypted and no passphrase was given (%s)" % (path, exc))
+    except ValueError as exc:
+        raise PKIError("%s: not a readable PEM private key (%s)" % (path, exc))
+
+
+def public_key_bytes(key):
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def same_public_key(a, b):
+    return public_key_bytes(a) == public_key_bytes(b)
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+def load_certificate(data, path):
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        raise PKIError("%s: not a readable PEM certificate (%s)" % (path, exc))
+
+
+def certificate_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def fingerprint_sha256(cert):
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def not_after(cert):
+    return cert.not_valid_after_utc
+
+
+def days_remaining(cert, now=None):
+    return (not_after(cert) - (now or utcnow())).days
+
+
+def name_from_cn(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def common_name_of(cert):
+    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return values[0].value if values else None
+
+
+def parse_san(entry):
+    """Turn ``DNS:x``, ``IP:x``, ``URI:x`` (or a bare name or address) into a GeneralName."""
+    kind, sep, value = entry.partition(":")
+    if not sep or kind.upper() not in ("DNS", "IP", "URI"):
+        kind, value = ("IP", entry) if _is_ip(entry) else ("DNS", entry)
+    kind = kind.upper()
+    if not value:
+        raise PKIError("subject_alt_names: %r has no value" % entry)
+    if kind == "DNS":
+        return x509.DNSName(value)
+    if kind == "IP":
+        try:
+            return x509.IPAddress(ipaddress.ip_address(value))
+        except ValueError:
+            raise PKIError("subject_alt_names: %r is not an IP address" % entry)
+    return x509.UniformResourceIdentifier(value)
+
+
+def _is_ip(value):
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def san_strings(names):
+    """Canonical text for a list of GeneralNames: ``DNS:x``, ``IP:x``, ``URI:x``."""
+    out = []
+    for name in names:
+        if isinstance(name, x509.DNSName):
+            out.append("DNS:" + name.value)
+        elif isinstance(name, x509.IPAddress):
+            out.append("IP:" + str(name.value))
+        elif isinstance(name, x509.UniformResourceIdentifier):
+            out.append("URI:" + name.value)
+        else:
+            out.append(str(name))
+    return out
+
+
+def sans_of(cert):
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return san_strings(ext.value)
+
+
+def purposes_of(cert):
+    """The mTLS purposes (``server``, ``client``) a certificate's EKU allows."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    found = []
+    if ExtendedKeyUsageOID.SERVER_AUTH in eku:
+        found.append("server")
+    if ExtendedKeyUsageOID.CLIENT_AUTH in eku:
+        found.append("client")
+    return found
+
+
+def is_ca(cert):
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def issued_by(cert, issuer_cert):
+    """True when ``issuer_cert`` names and signed ``cert``."""
+    if cert.issuer != issuer_cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer_cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def describe(cert):
+    """What the modules return about a certificate (never key material)."""
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "X"),
+        "fingerprint_sha256": fingerprint_sha256(cert),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": not_after(cert).isoformat(),
+        "days_remaining": days_remaining(cert),
+        "subject_alt_names": sans_of(cert),
+    }
+
+
+def build_certificate(subject, issuer_name, public_key, signing_key, valid_days, extensions, backdate_minutes=5):
+    """Sign a certificate; ``extensions`` is a list of (extension, critical)."""
+    now = utcnow()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        # A little slack for hosts whose clocks run behind the controller's.
+        .not_valid_before(now - datetime.timedelta(minutes=backdate_minutes))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+    )
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
+    return builder.sign(signing_key, signature_hash(signing_key))
+
+
+def ca_extensions(public_key, path_length, issuer_public_key=None):
+    return [
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
+        (x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), True),
+        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+    ] + _aki(issuer_public_key or public_key)
+
+
+def leaf_extensions(public_key, issuer_public_key, purpose, sans):
+    # ECDSA and Ed25519 keys sign the handshake; RSA keys may also be used for key transport.
+    rsa_key = isinstance(public_key, rsa.RSAPublicKey)
+    eku = ExtendedKeyUsageOID.SERVER_AUTH if purpose == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+    exts = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), True),
+        (x509.ExtendedKeyUsage([eku]), False),
+        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+    ] + _aki(issuer_public_key)
+    if sans:
+        exts.append((x509.SubjectAlternativeName(sans), False))
+    return exts
+
+
+def _aki(issuer_public_key):
+    return [(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), False)]

@@ -1,0 +1,78 @@
+# Copyright: mtls.nginx contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Writing PEM files the way the mtls.nginx modules promise: atomically, with owner, group
+and mode applied, nothing written in check mode, and diffs that never carry key material."""
+
+import os
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_bytes
+
+
+def read_file(path):
+    """Bytes of ``path``, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        from ._crypto import PKIError
+
+        raise PKIError("%s: is a directory, not a file" % path)
+
+
+class FileWriter:
+    """Collects the files a module writes and whether anything changed.
+
+    ``secret`` files (private keys) are written with their mode set before any byte lands
+    in them, and appear in the diff only as a placeholder.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.changed = False
+        self.diff = {"before": {}, "after": {}}
+
+    def write(self, path, content, mode, secret=False, owner=None, group=None):
+        path = os.path.abspath(os.path.expanduser(path))
+        content = to_bytes(content)
+        old = read_file(path)
+        label = "<%d bytes of key material>" if secret else None
+        if old != content:
+            self.changed = True
+            self.diff["before"][path] = (label % len(old) if label else old.decode("utf-8", "replace")) if old is not None else None
+            self.diff["after"][path] = label % len(content) if label else content.decode("utf-8", "replace")
+            if not self.module.check_mode:
+                self._atomic_write(path, content, mode)
+        self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
+
+    def attributes(self, path, mode, owner=None, group=None):
+        """Apply owner/group/mode to a file the module did not rewrite."""
+        path = os.path.abspath(os.path.expanduser(path))
+        self._attributes(path, mode, owner, group, exists=os.path.exists(path))
+
+    def _attributes(self, path, mode, owner, group, exists):
+        if not exists:
+            return
+        file_args = self.module.load_file_common_arguments({"mode": mode, "owner": owner, "group": group}, path=path)
+        before = self.changed
+        self.changed = self.module.set_fs_attributes_if_different(file_args, self.changed) or before
+
+    def _atomic_write(self, path, content, mode):
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            from ._crypto import PKIError
+
+            raise PKIError("%s: directory %s does not exist" % (path, directory))
+        fd, tmp = tempfile.mkstemp(prefix=".mtls-", dir=directory)
+        try:
+            # The mode is set before the content lands, so a key is never readable by others.
+            os.fchmod(fd, int(mode, 8) if isinstance(mode, str) else mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            # os.replace keeps the mode set above; atomic_move would widen a new file to 0644 first.
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
