@@ -1,0 +1,33 @@
+"""Echo backend for the mtls.nginx tests: answers with what it received, as JSON."""
+
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keepalive from nginx works only with 1.1
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.dumps({
+            "backend": self.server.server_address[0] + ":" + str(self.server.server_address[1]),
+            "method": self.command,
+            "path": self.path,
+            "headers": {k: v for k, v in self.headers.items()},
+            "body_bytes": len(self.rfile.read(length)) if length else 0,
+        }, indent=2).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("echo-backend: " + (fmt % args) + "\n")
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Echo).serve_forever()
