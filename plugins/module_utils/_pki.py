@@ -51,6 +51,15 @@ def _ensure_key(writer, path, key_type, mode, owner, group, reasons):
     return key, True
 
 
+def _check_validity(valid_days, renew_before_days):
+    if valid_days < 1:
+        raise PKIError("valid_days must be at least 1, not %d" % valid_days)
+    if not 0 <= renew_before_days < valid_days:
+        # Otherwise every run would find the new certificate due for renewal.
+        raise PKIError("renew_before_days (%d) must be at least 0 and smaller than valid_days (%d)"
+                       % (renew_before_days, valid_days))
+
+
 def _expiry_reason(cert, renew_before_days):
     left = not_after(cert) - utcnow()
     if left < datetime.timedelta(days=renew_before_days):
@@ -75,6 +84,7 @@ class CertificateAuthority:
     def __init__(self, writer, path, privatekey_path, common_name, key_type="ecdsa-p256",
                  valid_days=3650, renew_before_days=90, path_length=None,
                  mode="0644", privatekey_mode="0600", owner=None, group=None):
+        _check_validity(valid_days, renew_before_days)
         self.writer = writer
         self.path = path
         self.privatekey_path = privatekey_path
@@ -147,6 +157,7 @@ class LeafCertificate:
                  owner=None, group=None):
         if purpose not in ("server", "client"):
             raise PKIError("purpose must be server or client, not %r" % purpose)
+        _check_validity(valid_days, renew_before_days)
         self.writer = writer
         self.path = path
         self.privatekey_path = privatekey_path
@@ -212,4 +223,3 @@ class LeafCertificate:
         if expiry:
             found.append(expiry)
         return found
-

@@ -18,13 +18,15 @@ description:
     regenerated only when it is missing or of another type (which invalidates issued certificates).
   - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
 author:
-  - mtls.nginx contributors
+  - mtls.nginx contributors (@mtls-nginx)
 requirements:
   - cryptography >= 3.4
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   path:
@@ -140,7 +142,7 @@ def main():
             renew_before_days=dict(type="int", default=90),
             path_length=dict(type="int"),
             mode=dict(type="raw", default="0644"),
-            privatekey_mode=dict(type="raw", default="0600"),
+            privatekey_mode=dict(type="raw", default="0600", no_log=False),
             owner=dict(type="str"),
             group=dict(type="str"),
         ),

@@ -20,13 +20,15 @@ description:
   - Private keys are written with mode O(privatekey_mode) (default C(0600)) before any byte
     of them lands on disk; diffs show only their size.
 author:
-  - mtls.nginx contributors
+  - mtls.nginx contributors (@mtls-nginx)
 requirements:
   - cryptography >= 3.4
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   path:
@@ -187,7 +189,7 @@ def main():
             valid_days=dict(type="int", default=365),
             renew_before_days=dict(type="int", default=30),
             mode=dict(type="raw", default="0644"),
-            privatekey_mode=dict(type="raw", default="0600"),
+            privatekey_mode=dict(type="raw", default="0600", no_log=False),
             owner=dict(type="str"),
             group=dict(type="str"),
         ),

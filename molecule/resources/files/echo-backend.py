@@ -14,7 +14,7 @@ class Echo(BaseHTTPRequestHandler):
             "backend": self.server.server_address[0] + ":" + str(self.server.server_address[1]),
             "method": self.command,
             "path": self.path,
-            "headers": {k: v for k, v in self.headers.items()},
+            "headers": dict(self.headers.items()),
             "body_bytes": len(self.rfile.read(length)) if length else 0,
         }, indent=2).encode()
         self.send_response(200)
