@@ -1,0 +1,203 @@
+"""certificate_check logic: what nginx accepts passes, and every broken or hostile input
+ends with a message that names the file and the problem, leaving every file as it was."""
+
+import os
+
+import pytest
+
+from pkifactory import DAY, NOW, crl, issue, key, write
+from ansible_collections.mtls.nginx.plugins.module_utils._check import check
+
+
+@pytest.fixture
+def pki(tmp_path):
+    root = issue("Root CA", ca=True)
+    inter = issue("Intermediate CA", issuer=root, ca=True)
+    leaf = issue("svc", issuer=root, eku=("server",), sans=("DNS:svc", "DNS:*.svc.internal"))
+    return {
+        "dir": tmp_path, "root": root, "inter": inter, "leaf": leaf,
+        "ca": write(tmp_path, "ca.pem", root.pem, 0o644),
+        "cert": write(tmp_path, "cert.pem", leaf.pem, 0o644),
+        "key": write(tmp_path, "cert.key", leaf.key_pem()),
+    }
+
+
+def snapshot(directory):
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        out[name] = open(path, "rb").read() if os.path.isfile(path) else "<dir>"
+    return out
+
+
+def run(pki, **kw):
+    args = dict(path=pki["cert"], ca_path=pki["ca"], privatekey_path=pki["key"], purpose="server")
+    args.update(kw)
+    before = snapshot(pki["dir"])
+    problems, facts, converted = check(**args)
+    assert snapshot(pki["dir"]) == before, "check() changed a file"
+    return problems, facts, converted
+
+
+# --- what nginx accepts --------------------------------------------------------------------
+
+def test_valid_certificate_passes_and_reports_facts(pki):
+    problems, facts, _ = run(pki, expected_name="svc", verify_depth=1, min_days_remaining=30)
+    assert problems == []
+    assert facts["subject"] == "CN=svc"
+    assert facts["days_remaining"] >= 88
+    assert facts["verified_chain"] == ["CN=svc", "CN=Root CA"]
+
+
+def test_crlf_and_text_before_the_pem_block_are_accepted(pki):
+    write(pki["dir"], "cert.pem", b"Subject: svc\r\nsome notes\r\n" + pki["leaf"].pem.replace(b"\n", b"\r\n"))
+    assert run(pki)[0] == []
+
+
+def test_leaf_followed_by_its_intermediate_is_accepted(pki):
+    leaf = issue("svc", issuer=pki["inter"])
+    write(pki["dir"], "cert.pem", leaf.pem + pki["inter"].pem)
+    write(pki["dir"], "cert.key", leaf.key_pem())
+    problems, facts, _ = run(pki, verify_depth=2)
+    assert problems == []
+    assert facts["verified_chain"] == ["CN=svc", "CN=Intermediate CA", "CN=Root CA"]
+
+
+def test_wildcard_name_matches_one_label(pki):
+    assert run(pki, expected_name="a.svc.internal")[0] == []
+    assert run(pki, expected_name="a.b.svc.internal")[0] != []
+
+
+def test_encrypted_key_with_its_passphrase_is_accepted(pki):
+    write(pki["dir"], "cert.key", pki["leaf"].key_pem(b"s3cret"))
+    assert run(pki, privatekey_passphrase=b"s3cret")[0] == []
+
+
+def test_current_crl_that_does_not_revoke_passes(pki):
+    crl_path = write(pki["dir"], "ca.crl", crl(pki["root"]), 0o644)
+    assert run(pki, crl_path=crl_path)[0] == []
+
+
+def test_der_file_is_converted_when_asked(pki):
+    write(pki["dir"], "cert.pem", pki["leaf"].der)
+    problems, _, converted = run(pki, convert_der=True)
+    assert problems == [] and converted == pki["leaf"].pem
+
+
+# --- broken and hostile inputs ---------------------------------------------------------------
+
+def _other_ca_leaf(p):
+    other = issue("Other CA", ca=True)
+    leaf = issue("svc", issuer=other)
+    write(p["dir"], "cert.pem", leaf.pem)
+    write(p["dir"], "cert.key", leaf.key_pem())
+
+
+def _out_of_order(p):
+    leaf = issue("svc", issuer=p["inter"])
+    write(p["dir"], "cert.pem", p["inter"].pem + leaf.pem)
+
+
+def _self_signed(p):
+    k = key()
+    leaf = issue("svc", key_obj=k)
+    write(p["dir"], "cert.pem", leaf.pem)
+    write(p["dir"], "cert.key", leaf.key_pem())
+
+
+def _issuer_not_ca(p):
+    fake_ca = issue("Fake CA", issuer=p["root"], ca=False, eku=("server",))
+    leaf = issue("svc", issuer=fake_ca)
+    write(p["dir"], "cert.pem", leaf.pem + fake_ca.pem)
+    write(p["dir"], "cert.key", leaf.key_pem())
+
+
+def _deep_chain(p):
+    inter2 = issue("Intermediate 2", issuer=p["inter"], ca=True)
+    leaf = issue("svc", issuer=inter2)
+    write(p["dir"], "cert.pem", leaf.pem + inter2.pem + p["inter"].pem)
+    write(p["dir"], "cert.key", leaf.key_pem())
+
+
+def _with_leaf(**kw):
+    def make(p):
+        leaf = issue("svc", issuer=p["root"], **kw)
+        write(p["dir"], "cert.pem", leaf.pem)
+        write(p["dir"], "cert.key", leaf.key_pem())
+    return make
+
+
+def _rsa1024(p):
+    leaf = issue("svc", issuer=p["root"], key_obj=key("rsa", 1024))
+    write(p["dir"], "cert.pem", leaf.pem)
+    write(p["dir"], "cert.key", leaf.key_pem())
+
+
+def _expired_crl(p):
+    write(p["dir"], "ca.crl", crl(p["root"], next_update=NOW - DAY), 0o644)
+
+
+def _revoking_crl(p):
+    write(p["dir"], "ca.crl", crl(p["root"], revoked=[p["leaf"]]), 0o644)
+
+
+def _crl_of_other_ca(p):
+    write(p["dir"], "ca.crl", crl(issue("Other CA", ca=True)), 0o644)
+
+
+BROKEN = [
+    # (id, setup, extra args, file the message must name, what it must say)
+    ("der-file", lambda p: write(p["dir"], "cert.pem", p["leaf"].der), {}, "cert.pem", "DER certificate"),
+    ("truncated-pem", lambda p: write(p["dir"], "cert.pem", p["leaf"].pem[:200]), {}, "cert.pem", "truncated"),
+    ("corrupt-base64", lambda p: write(p["dir"], "cert.pem", p["leaf"].pem.replace(b"M", b"!", 3)), {}, "cert.pem", "corrupt"),
+    ("key-of-another-certificate", lambda p: write(p["dir"], "cert.key", issue("x").key_pem()), {}, "cert.key", "does not belong"),
+    ("expired", _with_leaf(not_before=NOW - 30 * DAY, not_after=NOW - DAY), {}, "cert.pem", "expired"),
+    ("not-yet-valid", _with_leaf(not_before=NOW + DAY, not_after=NOW + 9 * DAY), {}, "cert.pem", "not valid yet"),
+    ("too-few-days-left", _with_leaf(not_after=NOW + 5 * DAY), {"min_days_remaining": 14}, "cert.pem", "fewer than 14 days"),
+    ("wrong-eku", _with_leaf(eku=("server",)), {"purpose": "client"}, "cert.pem", "not clientAuth"),
+    ("eku-for-code-signing", _with_leaf(eku=("code",)), {}, "cert.pem", "neither serverAuth nor clientAuth"),
+    ("ca-did-not-sign-it", _other_ca_leaf, {}, "cert.pem", "not signed by any CA in"),
+    ("chain-out-of-order", _out_of_order, {}, "cert.pem", "out of order"),
+    ("self-signed-leaf", _self_signed, {}, "cert.pem", "self-signed"),
+    ("encrypted-key-without-passphrase", lambda p: write(p["dir"], "cert.key", p["leaf"].key_pem(b"pw")), {},
+     "cert.key", "encrypted"),
+    ("empty-file", lambda p: write(p["dir"], "cert.pem", b""), {}, "cert.pem", "is empty"),
+    ("directory", lambda p: os.mkdir(os.path.join(str(p["dir"]), "certdir")), {"path": "certdir"}, "certdir", "is a directory"),
+    ("missing-file", lambda p: None, {"path": "missing.pem"}, "missing.pem", "no such file"),
+    ("san-mismatch", lambda p: None, {"expected_name": "other.internal"}, "cert.pem", "other.internal is not among"),
+    ("chain-deeper-than-verify-depth", _deep_chain, {"verify_depth": 2}, "cert.pem", "more than 2"),
+    ("expired-crl", _expired_crl, {"crl_path": "ca.crl"}, "ca.crl", "expired"),
+    ("revoked", _revoking_crl, {"crl_path": "ca.crl"}, "ca.crl", "revokes CN=svc"),
+    ("crl-of-another-ca", _crl_of_other_ca, {"crl_path": "ca.crl"}, "ca.crl", "no CRL signed by CN=Root CA"),
+    ("csr-where-certificate-belongs", lambda p: write(p["dir"], "cert.pem",
+     b"-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), {}, "cert.pem", "signing request"),
+    ("key-where-certificate-belongs", lambda p: write(p["dir"], "cert.pem", p["leaf"].key_pem()), {}, "cert.pem", "private key where"),
+    ("certificate-where-key-belongs", lambda p: write(p["dir"], "cert.key", p["leaf"].pem), {}, "cert.key", "certificate where a private key"),
+    ("issuer-not-a-ca", _issuer_not_ca, {}, "cert.pem", "not a CA"),
+    ("ca-certificate-as-leaf", lambda p: write(p["dir"], "cert.pem", p["inter"].pem), {}, "cert.pem", "is a CA certificate"),
+    ("rsa-1024-key", _rsa1024, {}, "cert.pem", "1024 bits is too weak"),
+    ("key-readable-by-others", lambda p: os.chmod(p["key"], 0o644), {}, "cert.key", "accessible to others"),
+    ("ca-bundle-is-a-leaf", lambda p: write(p["dir"], "ca.pem", p["leaf"].pem), {}, "ca.pem", "not a CA certificate"),
+    ("binary-garbage", lambda p: write(p["dir"], "cert.pem", b"\x30\x82\x00\x01garbage"), {}, "cert.pem", "not a DER certificate"),
+]
+
+
+@pytest.mark.parametrize("setup,extra,named,says", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_broken_input_is_named_and_nothing_changes(pki, setup, extra, named, says):
+    setup(pki)
+    extra = {k: (os.path.join(str(pki["dir"]), v) if k in ("path", "crl_path") else v) for k, v in extra.items()}
+    problems, _, converted = run(pki, **extra)
+    assert converted is None
+    hits = [p for p in problems if p.startswith(os.path.join(str(pki["dir"]), named) + ":") and says in p]
+    assert hits, problems
+
+
+def test_every_problem_is_reported_at_once(pki):
+    expired = issue("svc", issuer=issue("Other CA", ca=True), eku=("client",), not_after=NOW - DAY, not_before=NOW - 9 * DAY)
+    write(pki["dir"], "cert.pem", expired.pem)
+    os.chmod(pki["key"], 0o644)
+    problems, _, _ = run(pki, expected_name="nope")
+    text = "\n".join(problems)
+    for says in ("expired", "not serverAuth", "nope is not among", "not signed by any CA", "accessible to others",
+                 "does not belong"):
+        assert says in text, problems
