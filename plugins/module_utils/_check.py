@@ -83,7 +83,7 @@ def load_certificates(path, data, problems, convert_der=False):
         return [], None
     data = data.replace(b"\r\n", b"\n")
     blocks = _PEM_BLOCK.findall(data)
-    kinds = [kind.decode() for kind, _ in blocks]
+    kinds = [block[0].decode() for block in blocks]
     certs = []
     for match in _PEM_BLOCK.finditer(data):
         if match.group(1) != b"CERTIFICATE":
@@ -254,7 +254,7 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
     if ca_path:
         ca_data = _read(ca_path, "CA bundle", problems)
         if ca_data is not None:
-            bundle, _ = load_certificates(ca_path, ca_data, problems)
+            bundle = load_certificates(ca_path, ca_data, problems)[0]
             for ca in bundle:
                 if not is_ca(ca):
                     problems.add(ca_path, "%s is not a CA certificate" % ca.subject.rfc4514_string())

@@ -39,10 +39,16 @@ def run(pki, **kw):
     return problems, facts, converted
 
 
+def run_facts(pki, **kw):
+    result = run(pki, **kw)
+    assert result[2] is None
+    return result[0], result[1]
+
+
 # --- what nginx accepts --------------------------------------------------------------------
 
 def test_valid_certificate_passes_and_reports_facts(pki):
-    problems, facts, _ = run(pki, expected_name="svc", verify_depth=1, min_days_remaining=30)
+    problems, facts = run_facts(pki, expected_name="svc", verify_depth=1, min_days_remaining=30)
     assert problems == []
     assert facts["subject"] == "CN=svc"
     assert facts["days_remaining"] >= 88
@@ -58,7 +64,7 @@ def test_leaf_followed_by_its_intermediate_is_accepted(pki):
     leaf = issue("svc", issuer=pki["inter"])
     write(pki["dir"], "cert.pem", leaf.pem + pki["inter"].pem)
     write(pki["dir"], "cert.key", leaf.key_pem())
-    problems, facts, _ = run(pki, verify_depth=2)
+    problems, facts = run_facts(pki, verify_depth=2)
     assert problems == []
     assert facts["verified_chain"] == ["CN=svc", "CN=Intermediate CA", "CN=Root CA"]
 
@@ -80,7 +86,8 @@ def test_current_crl_that_does_not_revoke_passes(pki):
 
 def test_der_file_is_converted_when_asked(pki):
     write(pki["dir"], "cert.pem", pki["leaf"].der)
-    problems, _, converted = run(pki, convert_der=True)
+    result = run(pki, convert_der=True)
+    problems, converted = result[0], result[2]
     assert problems == [] and converted == pki["leaf"].pem
 
 
@@ -186,7 +193,8 @@ BROKEN = [
 def test_broken_input_is_named_and_nothing_changes(pki, setup, extra, named, says):
     setup(pki)
     extra = {k: (os.path.join(str(pki["dir"]), v) if k in ("path", "crl_path") else v) for k, v in extra.items()}
-    problems, _, converted = run(pki, **extra)
+    result = run(pki, **extra)
+    problems, converted = result[0], result[2]
     assert converted is None
     hits = [p for p in problems if p.startswith(os.path.join(str(pki["dir"]), named) + ":") and says in p]
     assert hits, problems
@@ -196,7 +204,7 @@ def test_every_problem_is_reported_at_once(pki):
     expired = issue("svc", issuer=issue("Other CA", ca=True), eku=("client",), not_after=NOW - DAY, not_before=NOW - 9 * DAY)
     write(pki["dir"], "cert.pem", expired.pem)
     os.chmod(pki["key"], 0o644)
-    problems, _, _ = run(pki, expected_name="nope")
+    problems = run(pki, expected_name="nope")[0]
     text = "\n".join(problems)
     for says in ("expired", "not serverAuth", "nope is not among", "not signed by any CA", "accessible to others",
                  "does not belong"):
