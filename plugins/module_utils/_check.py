@@ -82,10 +82,10 @@ def load_certificates(path, data, problems, convert_der=False):
                            "(convert it, e.g. with convert_der=true or openssl x509 -inform der)")
         return [], None
     data = data.replace(b"\r\n", b"\n")
-    blocks = _PEM_BLOCK.findall(data)
-    kinds = [block[0].decode() for block in blocks]
+    kinds = []
     certs = []
     for match in _PEM_BLOCK.finditer(data):
+        kinds.append(match.group(1).decode())
         if match.group(1) != b"CERTIFICATE":
             continue
         try:

@@ -16,10 +16,9 @@ except ImportError:  # reported by require_cryptography()
 
 def _chain_of(tls):
     """The peer's certificates as sent; Python before 3.13 exposes only the leaf."""
+    # Python 3.13+ gives the whole chain as DER bytes.
     getter = getattr(tls, "get_unverified_chain", None)
-    ders = []
-    if getter is not None:
-        ders = [c if isinstance(c, bytes) else c.public_bytes(ssl.Encoding.DER) for c in getter() or []]
+    ders = list(getter() or []) if getter is not None else []
     if not ders:
         leaf = tls.getpeercert(binary_form=True)
         ders = [leaf] if leaf else []
