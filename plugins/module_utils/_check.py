@@ -15,10 +15,13 @@ from ._crypto import (
     PKIError,
     certificate_pem,
     common_name_of,
+    crl_next_update,
     describe,
     is_ca,
     issued_by,
     load_private_key,
+    not_after,
+    not_before,
     purposes_of,
     same_public_key,
     sans_of,
@@ -144,13 +147,13 @@ def _weak_key(path, public_key, problems):
 
 def _validity(path, cert, min_days, problems, label):
     now = utcnow()
-    if cert.not_valid_before_utc > now:
-        problems.add(path, "%s is not valid yet (from %s)" % (label, cert.not_valid_before_utc.isoformat()))
-    if cert.not_valid_after_utc <= now:
-        problems.add(path, "%s expired on %s" % (label, cert.not_valid_after_utc.isoformat()))
-    elif min_days and (cert.not_valid_after_utc - now).days < min_days:
+    if not_before(cert) > now:
+        problems.add(path, "%s is not valid yet (from %s)" % (label, not_before(cert).isoformat()))
+    if not_after(cert) <= now:
+        problems.add(path, "%s expired on %s" % (label, not_after(cert).isoformat()))
+    elif min_days and (not_after(cert) - now).days < min_days:
         problems.add(path, "%s expires on %s, fewer than %d days from now"
-                     % (label, cert.not_valid_after_utc.isoformat(), min_days))
+                     % (label, not_after(cert).isoformat(), min_days))
 
 
 def name_matches(cert, expected):
@@ -233,9 +236,9 @@ def _crl_problems(crl_path, chain, problems):
             problems.add(crl_path, "has no CRL signed by %s; nginx then rejects every certificate it issued"
                          % ca.subject.rfc4514_string())
             continue
-        if crl.next_update_utc is not None and crl.next_update_utc <= now:
+        if crl_next_update(crl) is not None and crl_next_update(crl) <= now:
             problems.add(crl_path, "CRL of %s expired on %s; an expired CRL makes nginx reject every client"
-                         % (ca.subject.rfc4514_string(), crl.next_update_utc.isoformat()))
+                         % (ca.subject.rfc4514_string(), crl_next_update(crl).isoformat()))
         if crl.get_revoked_certificate_by_serial_number(child.serial_number) is not None:
             problems.add(crl_path, "revokes %s (serial %X)" % (child.subject.rfc4514_string(), child.serial_number))
 
@@ -260,6 +263,18 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
                     problems.add(ca_path, "%s is not a CA certificate" % ca.subject.rfc4514_string())
                 _validity(ca_path, ca, 0, problems, "CA %s" % ca.subject.rfc4514_string())
     if leaf is None:
+        return problems, facts, converted
+    if purpose == "ca":
+        # A CA bundle as ssl_client_certificate / proxy_ssl_trusted_certificate reads it.
+        facts = describe(leaf)
+        facts["bundle"] = [c.subject.rfc4514_string() for c in certs]
+        for cert in certs:
+            label = "CA %s" % cert.subject.rfc4514_string()
+            if not is_ca(cert):
+                problems.add(path, "%s is not a CA certificate (basicConstraints CA:TRUE missing)"
+                             % cert.subject.rfc4514_string())
+            _weak_key(path, cert.public_key(), problems)
+            _validity(path, cert, min_days_remaining, problems, label)
         return problems, facts, converted
 
     facts = describe(leaf)

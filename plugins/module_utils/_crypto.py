@@ -8,13 +8,14 @@ so a missing library fails through ``missing_required_lib`` instead of a traceba
 
 import datetime
 import ipaddress
+import re
 import traceback
 
 try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     HAS_CRYPTOGRAPHY = True
@@ -40,6 +41,11 @@ def require_cryptography(module):
 
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _aware(value):
+    """Naive datetimes from cryptography before 42 are UTC."""
+    return value.replace(tzinfo=datetime.timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -72,18 +78,32 @@ def signature_hash(key):
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
-def private_key_pem(key):
+def private_key_pem(key, passphrase=None):
+    """PKCS#8 PEM, encrypted with ``passphrase`` when one is given (nginx reads it with ssl_password_file)."""
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(to_passphrase(passphrase))
+    else:
+        encryption = serialization.NoEncryption()
     return key.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
+        encryption_algorithm=encryption,
     )
+
+
+def to_passphrase(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    return value.encode("utf-8")
 
 
 def load_private_key(data, path, passphrase=None):
     try:
-        return serialization.load_pem_private_key(data, password=passphrase)
+        return serialization.load_pem_private_key(data, password=to_passphrase(passphrase))
     except TypeError as exc:
+        # cryptography raises TypeError both for a missing and for a superfluous passphrase.
+        if passphrase:
+            raise PKIError("%s: a passphrase was given but the private key is not encrypted (%s)" % (path, exc))
         raise PKIError("%s: the private key is encrypted and no passphrase was given (%s)" % (path, exc))
     except ValueError as exc:
         raise PKIError("%s: not a readable PEM private key (%s)" % (path, exc))
@@ -106,6 +126,21 @@ def load_certificate(data, path):
         raise PKIError("%s: not a readable PEM certificate (%s)" % (path, exc))
 
 
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+
+
+def load_certificates(data, path):
+    """Every certificate of a PEM bundle, in file order (the first is the leaf or the signer)."""
+    blocks = _PEM_CERTIFICATE.findall(data)
+    if not blocks:
+        raise PKIError("%s: not a readable PEM certificate (no -----BEGIN CERTIFICATE----- block)" % path)
+    return [load_certificate(block, path) for block in blocks]
+
+
+def is_self_signed(cert):
+    return cert.issuer == cert.subject and issued_by(cert, cert)
+
+
 def certificate_pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -114,8 +149,15 @@ def fingerprint_sha256(cert):
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+# cryptography 42 added the *_utc attributes; Debian 12 ships 38, whose datetimes are naive UTC.
+def not_before(cert):
+    value = getattr(cert, "not_valid_before_utc", None)
+    return value if value is not None else _aware(cert.not_valid_before)
+
+
 def not_after(cert):
-    return cert.not_valid_after_utc
+    value = getattr(cert, "not_valid_after_utc", None)
+    return value if value is not None else _aware(cert.not_valid_after)
 
 
 def days_remaining(cert, now=None):
@@ -206,10 +248,25 @@ def issued_by(cert, issuer_cert):
     if cert.issuer != issuer_cert.subject:
         return False
     try:
-        cert.verify_directly_issued_by(issuer_cert)
+        verify_signature(issuer_cert.public_key(), cert.signature, cert.tbs_certificate_bytes,
+                         cert.signature_hash_algorithm)
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+def verify_signature(public_key, signature, data, hash_algorithm):
+    """Raise InvalidSignature unless ``public_key`` made ``signature`` over ``data``.
+
+    Certificate.verify_directly_issued_by does this from cryptography 40 on; Debian 12 has 38."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
+    elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        public_key.verify(signature, data)
+    else:
+        raise TypeError("unsupported issuer key type %s" % type(public_key).__name__)
 
 
 def describe(cert):
@@ -219,7 +276,7 @@ def describe(cert):
         "issuer": cert.issuer.rfc4514_string(),
         "serial": format(cert.serial_number, "X"),
         "fingerprint_sha256": fingerprint_sha256(cert),
-        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_before": not_before(cert).isoformat(),
         "not_after": not_after(cert).isoformat(),
         "days_remaining": days_remaining(cert),
         "subject_alt_names": sans_of(cert),
@@ -271,6 +328,112 @@ def leaf_extensions(public_key, issuer_public_key, purpose, sans):
     if sans:
         exts.append((x509.SubjectAlternativeName(sans), False))
     return exts
+
+
+# --- certificate signing requests ---------------------------------------------------------------
+
+def build_csr(key, subject, purpose, sans):
+    """A CSR that shows what the host asks for; the CA decides what it signs."""
+    eku = ExtendedKeyUsageOID.SERVER_AUTH if purpose == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, signature_hash(key))
+
+
+def load_csr(data, name):
+    try:
+        csr = x509.load_pem_x509_csr(data)
+    except ValueError as exc:
+        raise PKIError("%s: not a readable PEM certificate signing request (%s)" % (name, exc))
+    if not csr.is_signature_valid:
+        raise PKIError("%s: the request's signature does not match its public key" % name)
+    return csr
+
+
+def csr_pem(csr):
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def sans_of_csr(csr):
+    try:
+        return san_strings(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def purposes_of_csr(csr):
+    try:
+        eku = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    return [p for p, oid in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH))
+            if oid in eku]
+
+
+# --- certificate revocation lists -------------------------------------------------------------
+
+def load_crl(data, path):
+    try:
+        return x509.load_pem_x509_crl(data)
+    except ValueError as exc:
+        raise PKIError("%s: not a readable PEM CRL (%s)" % (path, exc))
+
+
+def crl_pem(crl):
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def crl_next_update(crl):
+    if hasattr(crl, "next_update_utc"):
+        return crl.next_update_utc
+    return _aware(crl.next_update)
+
+
+def crl_last_update(crl):
+    if hasattr(crl, "last_update_utc"):
+        return crl.last_update_utc
+    return _aware(crl.last_update)
+
+
+def crl_number_of(crl):
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return 0
+
+
+def revoked_of(crl):
+    """{serial: revocation date} of a CRL."""
+    out = {}
+    for entry in crl:
+        if hasattr(entry, "revocation_date_utc"):
+            out[entry.serial_number] = entry.revocation_date_utc
+        else:
+            out[entry.serial_number] = _aware(entry.revocation_date)
+    return out
+
+
+def build_crl(ca_cert, ca_key, revoked, number, valid_days, backdate_minutes=5):
+    """Sign a CRL; ``revoked`` maps serial numbers to revocation dates."""
+    now = utcnow()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - datetime.timedelta(minutes=backdate_minutes))
+        .next_update(now + datetime.timedelta(days=valid_days))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    for serial in sorted(revoked):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked[serial]).build())
+    return builder.sign(ca_key, signature_hash(ca_key))
+
+
+def crl_signed_by(crl, ca_cert):
+    return crl.issuer == ca_cert.subject and crl.is_signature_valid(ca_cert.public_key())
 
 
 def _aki(issuer_public_key):

@@ -5,17 +5,26 @@
 DOCUMENTATION = r"""
 ---
 module: ca
-short_description: Ensure a private certificate authority for mTLS
+short_description: Ensure a private certificate authority for mTLS, and its CRL
 version_added: 0.1.0
 description:
-  - Ensures a self-signed root CA (private key and certificate) that signs the server and
-    client certificates of an mTLS deployment (see M(mtls.nginx.certificate)). Its
-    certificate is what the upstream tier trusts for clients (C(ssl_client_certificate)) and
-    what the proxy tier trusts for upstreams (C(proxy_ssl_trusted_certificate)).
+  - Ensures a CA (private key and certificate) that signs the server and client certificates
+    of an mTLS deployment (see M(mtls.nginx.certificate)), either a self-signed root or an
+    intermediate signed by a parent CA given by its files (O(parent_path)). Its certificate is
+    what the upstream tier trusts for clients (C(ssl_client_certificate)) and what the proxy
+    tier trusts for upstreams (C(proxy_ssl_trusted_certificate)).
   - Idempotent. The certificate is re-signed, with the same key and subject so that issued
     certificates stay valid, when it is missing, does not belong to the key, is not a CA,
-    carries another common name, or expires within O(renew_before_days). The key is
-    regenerated only when it is missing or of another type (which invalidates issued certificates).
+    carries another common name or path length, was not signed by the parent asked (or, for a
+    root, is not self-signed), or expires within O(renew_before_days). The key is regenerated
+    only when it is missing or of another type (which invalidates issued certificates); a key
+    that cannot be read or decrypted is an error, never replaced.
+  - With O(crl_path), also ensures a certificate revocation list signed by this CA listing
+    O(revoked_serials) and O(revoked_certificates), for nginx's C(ssl_crl). nginx rejects every
+    client once the CRL's next update has passed, so the CRL is regenerated when its next
+    update is within O(crl_renew_before_days); run this module more often than that (and
+    reload nginx when it reports a change), for example from a timer.
+  - Every input (parent CA, certificates to revoke, serials) is checked before any file is written.
   - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
 author:
   - mtls.nginx contributors (@mtls-nginx)
@@ -34,9 +43,12 @@ options:
     type: path
     required: true
   privatekey_path:
-    description: Where the CA private key (PEM, PKCS#8, unencrypted) is kept or generated.
+    description: Where the CA private key (PEM, PKCS#8) is kept or generated.
     type: path
     required: true
+  privatekey_passphrase:
+    description: Passphrase that encrypts the CA private key (when generated) and decrypts it.
+    type: str
   common_name:
     description: Subject common name of the CA.
     type: str
@@ -57,8 +69,51 @@ options:
   path_length:
     description: Maximum number of intermediate CAs below this one; unlimited when omitted.
     type: int
+  parent_path:
+    description:
+      - Certificate of the parent CA that signs this one, making it an intermediate CA. The
+        file may hold the parent followed by its own chain up to the root.
+      - Omit for a self-signed root CA.
+    type: path
+  parent_privatekey_path:
+    description: Private key of the parent CA. Required with O(parent_path).
+    type: path
+  parent_privatekey_passphrase:
+    description: Passphrase of the parent CA's private key.
+    type: str
+  chain_path:
+    description:
+      - Optional file holding this CA's certificate followed by the certificates in
+        O(parent_path). It is the bundle for C(ssl_client_certificate) or
+        C(proxy_ssl_trusted_certificate) when clients or servers present leaf certificates
+        signed by this intermediate, and the O(mtls.nginx.certificate#module:ca_path) that
+        gives issued certificates their full chain.
+    type: path
+  crl_path:
+    description: Where the CRL (PEM) signed by this CA is written, for nginx's C(ssl_crl).
+    type: path
+  revoked_serials:
+    description:
+      - Serial numbers to list in the CRL, hexadecimal as C(openssl x509 -serial) prints them
+        and as M(mtls.nginx.certificate) returns them (colons and a C(0x) prefix are allowed).
+    type: list
+    elements: str
+    default: []
+  revoked_certificates:
+    description: Certificate files to list in the CRL; each must have been issued by this CA.
+    type: list
+    elements: path
+    default: []
+  crl_valid_days:
+    description: Days from the CRL's last update to its next update.
+    type: int
+    default: 7
+  crl_renew_before_days:
+    description: Regenerate the CRL when its next update is this many days away or fewer.
+    type: int
+    default: 2
   mode:
-    description: Mode of the certificate file.
+    description: Mode of the certificate, chain and CRL files.
     type: raw
     default: "0644"
   privatekey_mode:
@@ -82,6 +137,33 @@ EXAMPLES = r"""
     privatekey_path: "{{ pki_dir }}/ca.key"
     common_name: Example services CA
     path_length: 0
+  delegate_to: localhost
+  run_once: true
+
+- name: Offline root, and an intermediate that signs the clients
+  block:
+    - name: Root CA, its key encrypted
+      mtls.nginx.ca:
+        path: "{{ pki_dir }}/root.pem"
+        privatekey_path: "{{ pki_dir }}/root.key"
+        privatekey_passphrase: "{{ vault_root_ca_passphrase }}"
+        common_name: Example root CA
+        path_length: 1
+    - name: Intermediate CA for client certificates, with its CRL
+      mtls.nginx.ca:
+        path: "{{ pki_dir }}/clients-ca.pem"
+        privatekey_path: "{{ pki_dir }}/clients-ca.key"
+        chain_path: "{{ pki_dir }}/clients-ca-chain.pem"
+        common_name: Example clients CA
+        path_length: 0
+        parent_path: "{{ pki_dir }}/root.pem"
+        parent_privatekey_path: "{{ pki_dir }}/root.key"
+        parent_privatekey_passphrase: "{{ vault_root_ca_passphrase }}"
+        crl_path: "{{ pki_dir }}/clients-ca.crl"
+        revoked_serials:
+          - 4F:2A:91:0C:7B:33:10:6E
+        revoked_certificates:
+          - "{{ pki_dir }}/retired/billing.pem"
   delegate_to: localhost
   run_once: true
 """
@@ -123,6 +205,31 @@ certificate:
       description: Subject alternative names (usually none for a CA).
       type: list
       elements: str
+crl:
+  description: The CRL now in O(crl_path) (in check mode, the one that would be written).
+  returned: when O(crl_path) is set
+  type: dict
+  contains:
+    path:
+      description: The CRL file.
+      type: str
+    last_update:
+      description: When the CRL was issued (ISO 8601, UTC).
+      type: str
+    next_update:
+      description: When the CRL expires; nginx rejects every client after it (ISO 8601, UTC).
+      type: str
+    days_remaining:
+      description: Whole days until the next update.
+      type: int
+    crl_number:
+      description: The CRL number, one higher on each regeneration.
+      type: int
+    revoked_serials:
+      description: Serial numbers the CRL lists, hexadecimal.
+      type: list
+      elements: str
+      sample: ["4F2A910C7B33106E"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -141,11 +248,22 @@ def main():
             valid_days=dict(type="int", default=3650),
             renew_before_days=dict(type="int", default=90),
             path_length=dict(type="int"),
+            privatekey_passphrase=dict(type="str", no_log=True),
+            parent_path=dict(type="path"),
+            parent_privatekey_path=dict(type="path", no_log=False),
+            parent_privatekey_passphrase=dict(type="str", no_log=True),
+            chain_path=dict(type="path"),
+            crl_path=dict(type="path"),
+            revoked_serials=dict(type="list", elements="str", default=[]),
+            revoked_certificates=dict(type="list", elements="path", default=[]),
+            crl_valid_days=dict(type="int", default=7),
+            crl_renew_before_days=dict(type="int", default=2),
             mode=dict(type="raw", default="0644"),
             privatekey_mode=dict(type="raw", default="0600", no_log=False),
             owner=dict(type="str"),
             group=dict(type="str"),
         ),
+        required_together=[("parent_path", "parent_privatekey_path")],
         supports_check_mode=True,
     )
     require_cryptography(module)

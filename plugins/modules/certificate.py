@@ -13,16 +13,26 @@ description:
   - O(purpose=server) sets the extended key usage C(serverAuth), which nginx's upstream tier
     presents; O(purpose=client) sets C(clientAuth), which the proxy tier presents.
     nginx refuses a client certificate without C(clientAuth) ("unsupported certificate purpose").
-  - Idempotent. The certificate is reissued only when it is missing or unreadable, does not
+  - "Two flows. O(operation=issue) makes key and certificate where the CA key is. The flow in
+    which a private key never leaves its host takes three tasks: O(operation=request) on the
+    host makes the key (and a CSR) there and returns the CSR and the certificate currently
+    installed; O(operation=sign), delegated to where the CA key is, signs the CSR, or returns
+    the current certificate unchanged when it still fits; O(operation=install) on the host
+    puts the certificate next to its key, after checking that it belongs to the key. Only
+    the CSR and the certificate travel. See the examples."
+  - Idempotent. A certificate is (re)issued only when it is missing or unreadable, does not
     belong to the key, was not signed by the given CA, when its common name, subject
     alternative names or purpose differ from what is asked, or when it expires within
-    O(renew_before_days). The key is regenerated only when it is missing or of another type.
+    O(renew_before_days). The key is regenerated only when it is missing or of another type;
+    a key that cannot be read or decrypted is an error, never replaced.
+  - When signing a CSR only its public key is used (its signature proves the requester holds
+    the key); subject, names and purpose come from this task's options, not from the CSR.
   - Private keys are written with mode O(privatekey_mode) (default C(0600)) before any byte
     of them lands on disk; diffs show only their size.
 author:
   - mtls.nginx contributors (@mtls-nginx)
 requirements:
-  - cryptography >= 3.4
+  - cryptography >= 3.4 (on the host that runs each operation; Debian's C(python3-cryptography) will do)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -31,36 +41,76 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
+  operation:
+    description:
+      - V(issue) ensures key and certificate here, signed by the CA files here.
+      - V(request) ensures the key (and, with O(csr_path), a CSR file) here and returns the CSR
+        and the certificate at O(path), if any. Needs no CA.
+      - V(sign) signs the CSR in O(csr_content) or O(csr_path) with the CA files here, unless the
+        current certificate (O(certificate_content), or the file at O(path)) still fits.
+        Needs no private key but the CA's.
+      - V(install) writes O(certificate_content) to O(path) (and O(chain_path)) after checking
+        that it belongs to the key at O(privatekey_path), fits O(purpose), is in order and,
+        with O(ca_path), chains to that CA.
+    type: str
+    default: issue
+    choices: [issue, request, sign, install]
   path:
-    description: Where the certificate (PEM) is written.
+    description:
+      - Where the certificate (PEM, the leaf alone) is written. Required for V(issue) and V(install).
+      - For V(request), the certificate currently in use, returned so that V(sign) can keep it.
+      - For V(sign), optional; when given, the signed certificate is also written there.
     type: path
-    required: true
   privatekey_path:
-    description: Where the private key (PEM, PKCS#8, unencrypted) is kept or generated.
+    description: The private key (PEM, PKCS#8), kept or generated. Required for V(issue), V(request) and V(install).
     type: path
-    required: true
+  privatekey_passphrase:
+    description:
+      - Passphrase that encrypts a generated private key and decrypts an existing one. nginx
+        reads such a key with C(ssl_password_file) / C(proxy_ssl_password_file).
+    type: str
   chain_path:
     description:
       - Optional file holding the certificate followed by its intermediate CAs, in order,
         for C(ssl_certificate) when the CA is an intermediate. A self-signed root is left out.
     type: path
+  csr_path:
+    description:
+      - For V(request), where the CSR (PEM) is kept; it is rewritten only when the key,
+        subject, names or purpose change. For V(sign), the CSR to sign.
+    type: path
+  csr_content:
+    description: For V(sign), the CSR (PEM) to sign, typically RV(csr) of a V(request) task.
+    type: str
+  certificate_content:
+    description:
+      - For V(sign), the certificate now installed (RV(existing_certificate) of the V(request)
+        task); it is returned unchanged when it still fits, so no new one is signed.
+      - For V(install), the certificate to install (RV(certificate_pem) or RV(chain_pem) of the
+        V(sign) task, or a file of your own), the leaf optionally followed by its intermediates.
+    type: str
   ca_path:
-    description: The signing CA's certificate (PEM).
+    description:
+      - The signing CA's certificate (PEM), optionally followed by its own chain (its
+        intermediates up to the root). Required for V(issue) and V(sign).
+      - For V(install), optional; the CA bundle the certificate must chain to.
     type: path
-    required: true
   ca_privatekey_path:
-    description: The signing CA's private key (PEM).
+    description: The signing CA's private key (PEM). Required for V(issue) and V(sign).
     type: path
-    required: true
+  ca_privatekey_passphrase:
+    description: Passphrase of the signing CA's private key.
+    type: str
   purpose:
-    description: Which side of mTLS the certificate is for; sets the extended key usage.
+    description: Which side of mTLS the certificate is for; sets (or, for V(install), checks) the extended key usage.
     type: str
     required: true
     choices: [server, client]
   common_name:
-    description: Subject common name; the upstream tier passes the client's subject DN to its backend.
+    description:
+      - Subject common name; the upstream tier passes the client's subject DN to its backend.
+      - Required except for V(install).
     type: str
-    required: true
   subject_alt_names:
     description:
       - Subject alternative names as C(DNS:name), C(IP:address) or C(URI:uri) (for example
@@ -84,7 +134,7 @@ options:
     type: int
     default: 30
   mode:
-    description: Mode of the certificate and chain files.
+    description: Mode of the certificate, chain and CSR files.
     type: raw
     default: "0644"
   privatekey_mode:
@@ -125,17 +175,77 @@ EXAMPLES = r"""
     subject_alt_names:
       - URI:spiffe://example.org/billing
     renew_before_days: 14
+
+# The private key never leaves the host: only the CSR and the certificate travel.
+- name: Key and CSR on the host
+  mtls.nginx.certificate:
+    operation: request
+    privatekey_path: /etc/nginx/mtls/client.key
+    path: /etc/nginx/mtls/client.pem
+    purpose: client
+    common_name: "{{ inventory_hostname }}"
+  register: request
+
+- name: Sign the CSR on the controller (or keep the current certificate if it still fits)
+  mtls.nginx.certificate:
+    operation: sign
+    csr_content: "{{ request.csr }}"
+    certificate_content: "{{ request.existing_certificate | default(omit, true) }}"
+    ca_path: "{{ pki_dir }}/ca.pem"
+    ca_privatekey_path: "{{ pki_dir }}/ca.key"
+    purpose: client
+    common_name: "{{ inventory_hostname }}"
+  delegate_to: localhost
+  become: false
+  register: signed
+
+- name: Install the certificate next to its key
+  mtls.nginx.certificate:
+    operation: install
+    certificate_content: "{{ signed.chain_pem }}"
+    path: /etc/nginx/mtls/client.pem
+    chain_path: /etc/nginx/mtls/client-chain.pem
+    privatekey_path: /etc/nginx/mtls/client.key
+    purpose: client
+  notify: Reload nginx
 """
 
 RETURN = r"""
 reasons:
-  description: Why the key or certificate was (or, in check mode, would be) made; empty when nothing changed.
+  description: Why the key, CSR or certificate was (or, in check mode, would be) made; empty when nothing changed.
   returned: always
   type: list
   elements: str
   sample: ["subject alt names are ['DNS:a'], ['DNS:a', 'DNS:b'] were asked"]
+csr:
+  description: The certificate signing request (PEM) for the key. Public; safe to pass to the controller.
+  returned: O(operation=request)
+  type: str
+existing_certificate:
+  description: The certificate (PEM) now at O(path), or null; pass it to V(sign) as O(certificate_content).
+  returned: O(operation=request)
+  type: str
+certificate_reasons:
+  description: Why the certificate now at O(path) no longer fits what is asked (names, purpose, key, expiry); empty when it fits.
+  returned: O(operation=request) when a certificate is at O(path)
+  type: list
+  elements: str
+signed:
+  description: Whether a new certificate was signed (false when the current one still fits).
+  returned: O(operation=sign)
+  type: bool
+certificate_pem:
+  description: The certificate (PEM), newly signed or the current one kept.
+  returned: O(operation=sign)
+  type: str
+chain_pem:
+  description: The certificate followed by the signing CA's intermediates (PEM), for O(operation=install).
+  returned: O(operation=sign)
+  type: str
 certificate:
-  description: The certificate now in O(path) (in check mode, the one that would be written).
+  description: >-
+    The certificate now in O(path) (in check mode, the one that would be written); for
+    V(request), the one currently installed, or null.
   returned: success
   type: dict
   contains:
@@ -177,13 +287,19 @@ from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWrite
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            privatekey_path=dict(type="path", required=True, no_log=False),
+            operation=dict(type="str", default="issue", choices=["issue", "request", "sign", "install"]),
+            path=dict(type="path"),
+            privatekey_path=dict(type="path", no_log=False),
+            privatekey_passphrase=dict(type="str", no_log=True),
             chain_path=dict(type="path"),
-            ca_path=dict(type="path", required=True),
-            ca_privatekey_path=dict(type="path", required=True, no_log=False),
+            csr_path=dict(type="path"),
+            csr_content=dict(type="str"),
+            certificate_content=dict(type="str"),
+            ca_path=dict(type="path"),
+            ca_privatekey_path=dict(type="path", no_log=False),
+            ca_privatekey_passphrase=dict(type="str", no_log=True),
             purpose=dict(type="str", required=True, choices=["server", "client"]),
-            common_name=dict(type="str", required=True),
+            common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
             key_type=dict(type="str", default="ecdsa-p256", choices=list(KEY_TYPES)),
             valid_days=dict(type="int", default=365),
@@ -193,6 +309,14 @@ def main():
             owner=dict(type="str"),
             group=dict(type="str"),
         ),
+        required_if=[
+            ("operation", "issue", ("path", "privatekey_path", "ca_path", "ca_privatekey_path", "common_name")),
+            ("operation", "request", ("privatekey_path", "common_name")),
+            ("operation", "sign", ("ca_path", "ca_privatekey_path", "common_name")),
+            ("operation", "sign", ("csr_content", "csr_path"), True),
+            ("operation", "install", ("path", "privatekey_path", "certificate_content")),
+        ],
+        mutually_exclusive=[("csr_content", "csr_path")],
         supports_check_mode=True,
     )
     require_cryptography(module)
@@ -203,7 +327,9 @@ def main():
         result = LeafCertificate(writer, **module.params).ensure()
     except PKIError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=writer.changed, diff=writer.diff, **result)
+    # A newly signed certificate is a change even when sign writes no file.
+    changed = writer.changed or bool(result.get("signed"))
+    module.exit_json(changed=changed, diff=writer.diff, **result)
 
 
 if __name__ == "__main__":

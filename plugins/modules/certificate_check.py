@@ -50,9 +50,13 @@ options:
     description: CA bundle (PEM) the certificate must chain to, as given to C(ssl_client_certificate) or C(proxy_ssl_trusted_certificate).
     type: path
   purpose:
-    description: Which side of mTLS presents the certificate; its extended key usage must allow C(serverAuth) or C(clientAuth).
+    description:
+      - Which side of mTLS presents the certificate; its extended key usage must allow
+        C(serverAuth) (V(server)) or C(clientAuth) (V(client)).
+      - V(ca) checks O(path) as a CA bundle instead, as C(ssl_client_certificate) and
+        C(proxy_ssl_trusted_certificate) read it; every certificate in it must be a valid CA.
     type: str
-    choices: [server, client]
+    choices: [server, client, ca]
   expected_name:
     description: A DNS name, IP address or URI the certificate must carry, such as the proxy tier's C(proxy_ssl_name).
     type: str
@@ -178,7 +182,7 @@ def main():
             privatekey_path=dict(type="path", no_log=False),
             privatekey_passphrase=dict(type="str", no_log=True),
             ca_path=dict(type="path"),
-            purpose=dict(type="str", choices=["server", "client"]),
+            purpose=dict(type="str", choices=["server", "client", "ca"]),
             expected_name=dict(type="str"),
             verify_depth=dict(type="int"),
             min_days_remaining=dict(type="int", default=0),

@@ -70,3 +70,49 @@ def write(directory, name, data, mode=0o600):
         f.write(data)
     os.chmod(path, mode)
     return path
+
+
+def _der_items(data):
+    """The DER TLVs one after another in ``data`` (short or long definite lengths)."""
+    items, i = [], 0
+    while i < len(data):
+        start, size = i, data[i + 1]
+        i += 2
+        if size & 0x80:
+            count = size & 0x7F
+            size = int.from_bytes(data[i:i + count], "big")
+            i += count
+        items.append(data[start:i + size])
+        i += size
+    return items
+
+
+def _der_content(tlv):
+    size = tlv[1]
+    return tlv[2 + (size & 0x7F if size & 0x80 else 0):]
+
+
+def _der(tag, body):
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    length = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def crl_without_next_update(ca, number=1):
+    """A CRL signed by ``ca`` (an EC CA) without the optional nextUpdate field.
+
+    cryptography's builder insists on nextUpdate, so the TBSCertList of a built CRL is
+    re-encoded without it and signed again."""
+    built = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
+             .last_update(NOW - DAY).next_update(NOW + 7 * DAY)
+             .add_extension(x509.CRLNumber(number), critical=False)
+             .sign(ca.key, hashes.SHA256()))
+    tbs, algorithm = _der_items(_der_content(built.public_bytes(serialization.Encoding.DER)))[:2]
+    # version, signature, issuer, thisUpdate, nextUpdate, crlExtensions
+    fields = _der_items(_der_content(tbs))
+    assert [f[0] for f in fields[3:5]] == [0x17, 0x17], "expected thisUpdate and nextUpdate as UTCTime"
+    tbs = _der(0x30, b"".join(fields[:4] + fields[5:]))
+    signature = ca.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    der = _der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature))
+    return x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM)

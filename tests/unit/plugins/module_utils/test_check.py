@@ -209,3 +209,21 @@ def test_every_problem_is_reported_at_once(pki):
     for says in ("expired", "not serverAuth", "nope is not among", "not signed by any CA", "accessible to others",
                  "does not belong"):
         assert says in text, problems
+
+
+# --- a CA bundle (purpose=ca), as ssl_client_certificate reads it ------------------------------
+
+def test_ca_bundle_of_root_and_intermediate_is_accepted(pki):
+    path = write(pki["dir"], "bundle.pem", pki["inter"].pem + pki["root"].pem, 0o644)
+    problems, facts = run_facts(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca")
+    assert problems == []
+    assert facts["bundle"] == ["CN=Intermediate CA", "CN=Root CA"]
+
+
+def test_ca_bundle_holding_a_leaf_or_an_expired_ca_is_refused(pki):
+    old = issue("Old CA", ca=True, not_before=NOW - 30 * DAY, not_after=NOW - DAY)
+    path = write(pki["dir"], "bundle.pem", pki["root"].pem + pki["leaf"].pem + old.pem, 0o644)
+    problems = run(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca")[0]
+    assert any(p.startswith(path) and "CN=svc is not a CA certificate" in p for p in problems)
+    assert any(p.startswith(path) and "CA CN=Old CA expired" in p for p in problems)
+    assert len(problems) == 2
