@@ -3,13 +3,16 @@
 # collection from a plain checkout.
 MTLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MTLS_VENV="${MTLS_VENV:-$MTLS_ROOT/.venv}"
+# sslyze pins an older cryptography, so it has a virtual environment of its own.
+MTLS_SSLYZE_VENV="${MTLS_SSLYZE_VENV:-$MTLS_ROOT/.venv-sslyze}"
+MTLS_SSLYZE="$MTLS_SSLYZE_VENV/bin/sslyze"
 MTLS_BUILD="$MTLS_ROOT/.build"
 # Ansible resolves mtls.nginx.* through this path: a link named the way Galaxy would install it.
 MTLS_COLLECTIONS="$MTLS_BUILD/collections"
 # Images the Molecule scenarios run; scripts/setup makes them (pulled base where a registry
 # answers, debootstrap otherwise).
 MTLS_IMAGE_PREFIX="${MTLS_IMAGE_PREFIX:-localhost/mtls-nginx-test}"
-export MTLS_ROOT MTLS_VENV MTLS_BUILD MTLS_COLLECTIONS MTLS_IMAGE_PREFIX
+export MTLS_ROOT MTLS_VENV MTLS_SSLYZE_VENV MTLS_SSLYZE MTLS_BUILD MTLS_COLLECTIONS MTLS_IMAGE_PREFIX
 export PATH="$MTLS_VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$MTLS_COLLECTIONS"
 export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"

@@ -210,7 +210,8 @@ def _build_path(path, certs, bundle, ca_path, problems):
     return chain
 
 
-def _crl_problems(crl_path, chain, problems):
+def _crl_problems(crl_path, pairs, problems):
+    """``pairs``: (certificate or None, the CA that issued it) for every CA that needs a CRL."""
     data = _read(crl_path, "CRL", problems)
     if data is None:
         return
@@ -230,7 +231,7 @@ def _crl_problems(crl_path, chain, problems):
         return
     now = utcnow()
     # nginx (OpenSSL with CRL checking) needs a current CRL from every CA in the path.
-    for child, ca in zip(chain, chain[1:]):
+    for child, ca in pairs:
         crl = next((c for c in crls if c.issuer == ca.subject and c.is_signature_valid(ca.public_key())), None)
         if crl is None:
             problems.add(crl_path, "has no CRL signed by %s; nginx then rejects every certificate it issued"
@@ -239,7 +240,7 @@ def _crl_problems(crl_path, chain, problems):
         if crl_next_update(crl) is not None and crl_next_update(crl) <= now:
             problems.add(crl_path, "CRL of %s expired on %s; an expired CRL makes nginx reject every client"
                          % (ca.subject.rfc4514_string(), crl_next_update(crl).isoformat()))
-        if crl.get_revoked_certificate_by_serial_number(child.serial_number) is not None:
+        if child is not None and crl.get_revoked_certificate_by_serial_number(child.serial_number) is not None:
             problems.add(crl_path, "revokes %s (serial %X)" % (child.subject.rfc4514_string(), child.serial_number))
 
 
@@ -275,6 +276,8 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
                              % cert.subject.rfc4514_string())
             _weak_key(path, cert.public_key(), problems)
             _validity(path, cert, min_days_remaining, problems, label)
+        if crl_path:
+            _crl_problems(crl_path, [(None, ca) for ca in certs if is_ca(ca)], problems)
         return problems, facts, converted
 
     facts = describe(leaf)
@@ -309,7 +312,7 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
                 problems.add(path, "chain needs verify depth %d (leaf, %d intermediate(s), root), more than %d"
                              % (depth, depth - 1, verify_depth))
             if crl_path:
-                _crl_problems(crl_path, chain, problems)
+                _crl_problems(crl_path, list(zip(chain, chain[1:])), problems)
     return problems, facts, converted
 
 

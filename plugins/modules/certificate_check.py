@@ -68,7 +68,10 @@ options:
     type: int
     default: 0
   crl_path:
-    description: CRL file (PEM) as given to C(ssl_crl); needs a current CRL from every CA of the chain. Requires O(ca_path).
+    description:
+      - CRL file (PEM) as given to C(ssl_crl); needs a current CRL from every CA of the chain.
+        Requires O(ca_path), except with O(purpose=ca), where it must hold a current CRL for
+        every CA of the bundle in O(path).
     type: path
   convert_der:
     description: When O(path) holds a DER certificate and nothing else is wrong, rewrite it as PEM.
@@ -189,9 +192,10 @@ def main():
             crl_path=dict(type="path"),
             convert_der=dict(type="bool", default=False),
         ),
-        required_by={"crl_path": "ca_path"},
         supports_check_mode=True,
     )
+    if module.params["crl_path"] and not module.params["ca_path"] and module.params["purpose"] != "ca":
+        module.fail_json(msg="crl_path needs ca_path (the CAs whose CRLs it holds), or purpose=ca")
     require_cryptography(module)
     from ansible_collections.mtls.nginx.plugins.module_utils._check import check
 

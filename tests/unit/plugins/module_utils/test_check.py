@@ -227,3 +227,18 @@ def test_ca_bundle_holding_a_leaf_or_an_expired_ca_is_refused(pki):
     assert any(p.startswith(path) and "CN=svc is not a CA certificate" in p for p in problems)
     assert any(p.startswith(path) and "CA CN=Old CA expired" in p for p in problems)
     assert len(problems) == 2
+
+
+def test_ca_bundle_with_a_current_crl_for_each_ca_is_accepted(pki):
+    path = write(pki["dir"], "bundle.pem", pki["inter"].pem + pki["root"].pem, 0o644)
+    crls = write(pki["dir"], "ca.crl", crl(pki["root"]) + crl(pki["inter"]), 0o644)
+    assert run(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca", crl_path=crls)[0] == []
+
+
+def test_ca_bundle_with_an_expired_or_missing_crl_is_refused(pki):
+    path = write(pki["dir"], "bundle.pem", pki["inter"].pem + pki["root"].pem, 0o644)
+    crls = write(pki["dir"], "ca.crl", crl(pki["root"], next_update=NOW - DAY), 0o644)
+    problems = run(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca", crl_path=crls)[0]
+    assert any(p.startswith(crls) and "CRL of CN=Root CA expired" in p for p in problems)
+    assert any(p.startswith(crls) and "no CRL signed by CN=Intermediate CA" in p for p in problems)
+    assert len(problems) == 2

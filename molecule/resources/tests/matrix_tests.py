@@ -1,0 +1,284 @@
+"""The handshake matrix of both tiers, run from inside the containers against real nginx.
+
+Client certificates with a flaw (expired, revoked, without clientAuth, from another CA) are
+made here on the controller, signed by the scenario's CAs, and copied to the proxy host,
+from where curl presents them straight to an upstream host. The tests run in file order;
+the ones that stop a service or change the inventory come last and restore what they change.
+"""
+
+import base64
+import datetime
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from mtls_testing import curl, run_playbook
+
+PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
+UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+REVOKED_SERIAL = 0x7E57ED0001  # listed in mtls_pki_revoked_serials in the inventory
+NOW = datetime.datetime.now(datetime.timezone.utc)
+DAY = datetime.timedelta(days=1)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _load_ca(directory):
+    with open(os.path.join(directory, "ca.pem"), "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(directory, "ca.key"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    return cert, key
+
+
+def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=ExtendedKeyUsageOID.CLIENT_AUTH):
+    """A client certificate and key (PEM) signed by the CA in ``ca_dir``, with the flaw asked for."""
+    ca_cert, ca_key = _load_ca(ca_dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(serial or x509.random_serial_number())
+            .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 30 * DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def put(host, path, data, mode="0600"):
+    host.run_expect([0], "install -d -m 0700 %s && echo %s | base64 -d > %s && chmod %s %s" % (
+        os.path.dirname(path), base64.b64encode(data).decode(), path, mode, path))
+
+
+def name_of(host):
+    return host.backend.get_hostname()
+
+
+def straight_to(proxy, upstream, *options, path="/"):
+    """A request from the proxy host straight to an upstream host, verifying its certificate."""
+    return curl(proxy, "https://%s:8443%s" % (name_of(upstream), path), "--cacert", PROXY_PKI + "/upstream-ca.pem",
+                *options)
+
+
+def with_client(proxy, upstream, label, cert_pem, key_pem, path="/"):
+    base = "/root/matrix/" + label
+    put(proxy, base + ".pem", cert_pem, "0644")
+    put(proxy, base + ".key", key_pem)
+    return straight_to(proxy, upstream, "--cert", base + ".pem", "--key", base + ".key", path=path)
+
+
+def refused_reason(response):
+    assert response.status == 400, response.body
+    body = response.json()
+    assert body["error"] == "client_certificate_refused"
+    return body["reason"]
+
+
+def fingerprint_of_files(host, top="/etc/nginx"):
+    out = host.run("find %s -type f -exec sha256sum {} + | sort" % top)
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+# --- what must pass ----------------------------------------------------------------------------
+
+def test_valid_client_certificate_through_the_proxy_gets_200(proxy):
+    response = curl(proxy, "http://127.0.0.1:8080/orders/42")
+    assert response.status == 200
+    seen = response.json()
+    assert seen["path"] == "/orders/42"
+    assert seen["headers"]["X-Client-Verify"] == "SUCCESS"
+    assert seen["headers"]["X-Client-DN"] == "CN=" + name_of(proxy)
+    assert re.fullmatch(r"[0-9a-f]{40}", seen["headers"]["X-Client-Fingerprint"])
+
+
+def test_every_upstream_host_serves_the_service_name(proxy, upstreams):
+    assert len(upstreams) == 2
+    for upstream in upstreams:
+        response = curl(proxy, "https://orders.internal:8443/", "--cacert", PROXY_PKI + "/upstream-ca.pem",
+                        "--resolve", "orders.internal:8443:" + upstream.interface("eth0").addresses[0],
+                        "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key")
+        assert response.status == 200, response.body
+
+
+def test_allow_listed_identity_reaches_its_location(proxy):
+    response = curl(proxy, "http://127.0.0.1:8080/billing/invoices")
+    assert response.status == 200
+    assert response.json()["path"] == "/billing/invoices"
+
+
+# --- what must be refused -----------------------------------------------------------------------
+
+def test_no_client_certificate_straight_to_the_upstream_gets_400(proxy, upstream):
+    response = straight_to(proxy, upstream)
+    assert refused_reason(response) == "no client certificate was sent"
+    assert response.json() and "backend" not in response.body
+
+
+def test_client_certificate_from_another_ca_gets_400(proxy, upstream):
+    cert, key = make_client(os.path.join(EPHEMERAL, "other-ca"), name_of(proxy))
+    reason = refused_reason(with_client(proxy, upstream, "other-ca", cert, key))
+    assert "issuer" in reason or "verify" in reason, reason
+
+
+def test_expired_client_certificate_gets_400(proxy, upstream):
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy),
+                            not_before=NOW - 10 * DAY, not_after=NOW - DAY)
+    assert refused_reason(with_client(proxy, upstream, "expired", cert, key)) == "certificate has expired"
+
+
+def test_revoked_client_certificate_gets_400(proxy, upstream):
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy), serial=REVOKED_SERIAL)
+    assert refused_reason(with_client(proxy, upstream, "revoked", cert, key)) == "certificate revoked"
+    # The same CA's certificate with another serial passes: the CRL, not the CA, refused it.
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy))
+    assert with_client(proxy, upstream, "not-revoked", cert, key).status == 200
+
+
+def test_client_certificate_without_client_auth_gets_400(proxy, upstream):
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy), eku=ExtendedKeyUsageOID.SERVER_AUTH)
+    reason = refused_reason(with_client(proxy, upstream, "server-eku", cert, key))
+    # OpenSSL 3 says "unsuitable", OpenSSL 1.1 said "unsupported".
+    assert reason in ("unsuitable certificate purpose", "unsupported certificate purpose"), reason
+
+
+def test_identity_not_on_the_allow_list_gets_403(proxy):
+    response = curl(proxy, "http://127.0.0.1:8080/admin/users")
+    assert response.status == 403
+    assert response.json()["error"] == "forbidden"
+    assert "backend" not in response.body
+
+
+def test_proxy_trusting_another_ca_gets_502_and_logs_the_verify_error(proxy):
+    response = curl(proxy, "http://127.0.0.1:8081/")
+    assert response.status == 502
+    log = proxy.file("/var/log/nginx/mtls-wrong-ca.error.log").content_string
+    assert "upstream SSL certificate verify error" in log
+
+
+def test_proxy_expecting_another_name_gets_502_and_logs_it(proxy):
+    response = curl(proxy, "http://127.0.0.1:8082/")
+    assert response.status == 502
+    log = proxy.file("/var/log/nginx/mtls-wrong-name.error.log").content_string
+    assert 'upstream SSL certificate does not match "wrong.internal"' in log
+
+
+def test_forged_identity_sent_to_the_proxy_never_reaches_the_backend(proxy):
+    response = curl(proxy, "http://127.0.0.1:8080/", "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
+                    "-H", "X-Client-Verify: SUCCESS", "-H", "X-SSL-Client-Cert: forged")
+    seen = response.json()["headers"]
+    assert seen["X-Client-DN"] == "CN=" + name_of(proxy)
+    assert seen["X-Client-Cert"].startswith("-----BEGIN%20CERTIFICATE")
+    assert "X-SSL-Client-Cert" not in seen
+
+
+def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend(proxy, upstream):
+    response = straight_to(proxy, upstream, "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key",
+                           "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
+                           "-H", "X-Forwarded-Client-Cert: forged")
+    assert response.status == 200
+    seen = response.json()["headers"]
+    assert seen["X-Client-DN"] == "CN=" + name_of(proxy)
+    assert seen["X-Client-Cert"].startswith("-----BEGIN%20CERTIFICATE")
+    assert "X-Forwarded-Client-Cert" not in seen
+
+
+@pytest.mark.parametrize("version", ["tls1", "tls1_1"])
+def test_tls_before_1_2_is_refused_by_the_upstream(proxy, upstream, version):
+    # SECLEVEL=0 lets this client offer the old version at all, so only the server refuses.
+    cmd = ("echo | openssl s_client -connect %s:8443 -servername %s -%s -cipher DEFAULT@SECLEVEL=0 2>&1"
+           % (name_of(upstream), name_of(upstream), version))
+    old = proxy.run(cmd)
+    assert old.rc != 0
+    assert re.search(r"alert protocol version|unsupported protocol|no protocols available|wrong version", old.stdout), \
+        old.stdout
+    assert "no protocols available" not in old.stdout, "the client did not offer %s at all" % version
+    modern = proxy.run(cmd.replace("-" + version, "-tls1_2"))
+    assert "Protocol  : TLSv1.2" in modern.stdout or "Protocol: TLSv1.2" in modern.stdout, modern.stdout
+
+
+def test_upstream_access_log_records_verify_result_and_client_dn(proxy, upstream):
+    straight_to(proxy, upstream)
+    log = upstream.file("/var/log/nginx/mtls-upstream.access.log").content_string
+    assert '"GET / HTTP/1.1" 400 verify=NONE dn="-"' in log
+    assert "verify=SUCCESS dn=\"CN=%s\"" % name_of(proxy) in log
+
+
+# --- changes: they come last and put back what they change ---------------------------------------
+
+def test_with_one_upstream_host_stopped_requests_still_succeed(proxy, upstreams):
+    first, second = upstreams
+    log = "/var/log/nginx/mtls-upstream.access.log"
+    first.run_expect([0], "systemctl stop nginx")
+    try:
+        before = second.file(log).content_string.count("\n")
+        statuses = [curl(proxy, "http://127.0.0.1:8080/failover/%d" % i).status for i in range(6)]
+        assert statuses == [200] * 6
+        assert second.file(log).content_string.count("\n") - before == 6
+    finally:
+        first.run_expect([0], "systemctl start nginx")
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200
+
+
+def test_check_mode_reports_no_change():
+    rc, out, recap = run_playbook("mtls.nginx.site", "--check", "--diff")
+    assert rc == 0, out[-3000:]
+    assert recap and all(counts["changed"] == 0 for counts in recap.values()), out[-3000:]
+
+
+def test_broken_certificate_in_the_inventory_fails_before_any_change(proxy, upstream, tmp_path):
+    good_cert, good_key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(upstream))
+    broken = tmp_path / "orders-broken.pem"
+    broken.write_bytes(good_cert[: len(good_cert) // 2])  # truncated: BEGIN without END
+    key = tmp_path / "orders.key"
+    key.write_bytes(good_key)
+    key.chmod(0o600)
+    extra = tmp_path / "inventory"
+    extra.mkdir()
+    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
+        "mtls_upstream_certificate_source": "files",
+        "mtls_upstream_certificate_file": str(broken),
+        "mtls_upstream_private_key_file": str(key),
+        "mtls_upstream_client_ca_file": os.path.join(EPHEMERAL, "pki", "ca.pem"),
+    }}}}))
+    files_before = fingerprint_of_files(upstream)
+    pid_before = upstream.run("cat /run/nginx.pid").stdout
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra))
+
+    assert rc != 0
+    assert "%s: the PEM certificate is truncated" % broken in out, out[-3000:]
+    assert recap[name_of(upstream)]["failed"] == 1 and recap[name_of(upstream)]["changed"] == 0
+    assert fingerprint_of_files(upstream) == files_before
+    assert upstream.run("cat /run/nginx.pid").stdout == pid_before
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200
+    digest = hashlib.sha256(good_key).hexdigest()
+    assert digest not in out
+
+
+def test_sslyze_finds_the_upstream_compliant_with_mozilla_intermediate(upstream, tmp_path):
+    sslyze = os.environ.get("MTLS_SSLYZE", "")
+    assert os.access(sslyze, os.X_OK), "sslyze not found at %r; scripts/setup installs it" % sslyze
+    # sslyze presents a client certificate so that nginx lets every scan complete quickly.
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), "sslyze")
+    (tmp_path / "client.pem").write_bytes(cert)
+    (tmp_path / "client.key").write_bytes(key)
+    target = "orders.internal:8443{%s}" % upstream.interface("eth0").addresses[0]
+    done = subprocess.run(
+        [sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", os.path.join(EPHEMERAL, "pki", "ca.pem"),
+         "--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key"), target],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, timeout=300)
+    # sslyze also exits 0 when it cannot connect, so the verdict line is what counts.
+    assert done.returncode == 0, done.stdout
+    assert "orders.internal:8443: OK - Compliant." in done.stdout, done.stdout
