@@ -19,7 +19,7 @@ def test_upstream_refuses_a_request_without_client_certificate(proxy, upstream):
     name = upstream.backend.get_hostname()
     response = curl(proxy, "https://%s:8443/" % name, "--cacert", PROXY_PKI + "/upstream-ca.pem")
     assert response.status == 400
-    assert "No required SSL certificate was sent" in response.body
+    assert response.json() == {"error": "client_certificate_refused", "reason": "no client certificate was sent"}
 
 
 def test_forged_identity_from_a_local_client_never_reaches_backend(proxy):

@@ -1,5 +1,6 @@
 """The key-stays-home flow: keys exist only on their hosts, the certificates they carry work in
-real handshakes, and a changed name in the inventory reissues a certificate and reloads nginx.
+real handshakes, and a changed name in the inventory reissues a certificate and reloads nginx
+(with the main playbook, mtls.nginx.site, on the hosts the scenario's own playbook set up).
 
 The tests run in file order; the last one changes the inventory."""
 
@@ -9,7 +10,7 @@ import re
 import tempfile
 
 import pytest
-from conftest import probe, run_playbook
+from conftest import curl, probe, run_playbook
 
 PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
 UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
@@ -164,3 +165,5 @@ def test_a_san_added_in_the_inventory_reissues_and_reloads_then_nothing_changes(
     rc, out, recap = run_playbook("mtls.nginx.site", *args)
     assert rc == 0, out[-3000:]
     assert all(counts["changed"] == 0 for counts in recap.values()), out[-3000:]
+    # The reload left the other nginx site serving.
+    assert curl(upstream, "http://127.0.0.1:8090/").body == "the existing site\n"

@@ -39,7 +39,8 @@ def _load_ca(directory):
     return cert, key
 
 
-def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=ExtendedKeyUsageOID.CLIENT_AUTH):
+def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=ExtendedKeyUsageOID.CLIENT_AUTH,
+                dns_names=()):
     """A client certificate and key (PEM) signed by the CA in ``ca_dir``, with the flaw asked for."""
     ca_cert, ca_key = _load_ca(ca_dir)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -49,8 +50,10 @@ def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=Ex
             .serial_number(serial or x509.random_serial_number())
             .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 30 * DAY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False))
+    if dns_names:
+        cert = cert.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+    cert = cert.sign(ca_key, hashes.SHA256())
     return (cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()))
@@ -118,6 +121,48 @@ def test_allow_listed_identity_reaches_its_location(proxy):
     assert response.json()["path"] == "/billing/invoices"
 
 
+def test_encrypted_keys_are_read_through_their_password_files(proxy, upstreams):
+    second = upstreams[1]
+    pairs = ((second, UPSTREAM_PKI + "/server"), (proxy, "/etc/nginx/mtls/mtls-reporting/client"))
+    for host, base in pairs:
+        assert host.file(base + ".key").content_string.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        password_file = host.file(base + ".pass")
+        assert password_file.mode == 0o600 and password_file.user == "root"
+    # The second service presents its own (encrypted) key; the second upstream serves with one.
+    response = curl(proxy, "http://127.0.0.1:8083/reports")
+    assert response.status == 200
+    assert response.json()["headers"]["X-Client-DN"] == "CN=reporting." + name_of(proxy)
+    served = curl(proxy, "https://orders.internal:8443/", "--cacert", PROXY_PKI + "/upstream-ca.pem",
+                  "--resolve", "orders.internal:8443:" + second.interface("eth0").addresses[0],
+                  "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key")
+    assert served.status == 200
+
+
+def test_the_second_upstream_keeps_its_accepted_client_cas_private(proxy, upstreams):
+    def told_cas(upstream):
+        out = proxy.run("echo | openssl s_client -connect %s:8443 -servername %s -tls1_2 2>&1"
+                        % (name_of(upstream), name_of(upstream))).stdout
+        names = out.split("Acceptable client certificate CA names", 1)[1].split("---", 1)[0]
+        # The DNs, one per line ("CN = ..."), until the signature algorithm lines.
+        return [line.strip() for line in names.splitlines() if re.match(r"^\s*[A-Za-z]+ = ", line)]
+
+    first, second = upstreams
+    assert told_cas(first) == ["CN = mtls.nginx CA"]
+    assert told_cas(second) == ["CN = mtls.nginx client CA list withheld"]
+    # The CA bundle is still what verifies clients there.
+    assert "ssl_trusted_certificate /etc/nginx/mtls/mtls-upstream/client-ca.pem;" in second.run("nginx -T").stdout
+
+
+def test_each_client_identity_keeps_its_own_upstream_connections(proxy):
+    # Kept-alive upstream connections are tied to the certificate they were opened with; if
+    # two services shared a pool, one identity's connection would carry the other's request.
+    expected = {8080: "CN=" + name_of(proxy), 8083: "CN=reporting." + name_of(proxy)}
+    for i in range(12):
+        port = 8080 if i % 2 else 8083
+        seen = curl(proxy, "http://127.0.0.1:%d/pool/%d" % (port, i)).json()["headers"]
+        assert seen["X-Client-DN"] == expected[port]
+
+
 # --- what must be refused -----------------------------------------------------------------------
 
 def test_no_client_certificate_straight_to_the_upstream_gets_400(proxy, upstream):
@@ -158,6 +203,8 @@ def test_identity_not_on_the_allow_list_gets_403(proxy):
     assert response.status == 403
     assert response.json()["error"] == "forbidden"
     assert "backend" not in response.body
+    # /billing/ allows the proxy's main identity only, not the second service's.
+    assert curl(proxy, "http://127.0.0.1:8083/billing/invoices").status == 403
 
 
 def test_proxy_trusting_another_ca_gets_502_and_logs_the_verify_error(proxy):
@@ -192,6 +239,28 @@ def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend
     assert seen["X-Client-DN"] == "CN=" + name_of(proxy)
     assert seen["X-Client-Cert"].startswith("-----BEGIN%20CERTIFICATE")
     assert "X-Forwarded-Client-Cert" not in seen
+
+
+def test_front_end_certificate_header_passes_only_from_trusted_sources(proxy, upstream):
+    # The proxy host is in the trusted network: its header is passed on, under its own name.
+    trusted = straight_to(proxy, upstream, "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key",
+                          "-H", "X-SSL-Client-Cert: cert-of-the-front-ends-client").json()["headers"]
+    assert trusted["X-Original-Client-Cert"] == "cert-of-the-front-ends-client"
+    assert trusted["X-Client-DN"] == "CN=" + name_of(proxy)  # the verified identity is unaffected
+    assert "X-SSL-Client-Cert" not in trusted
+    # Through the proxy tier, the proxy strips the header from its own clients first.
+    via_proxy = curl(proxy, "http://127.0.0.1:8080/", "-H", "X-SSL-Client-Cert: forged").json()["headers"]
+    assert "X-Original-Client-Cert" not in via_proxy
+    # From outside the trusted network (here: the upstream host itself, over loopback) it is dropped.
+    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), "loopback-client")
+    put(upstream, "/root/matrix/loopback.pem", cert, "0644")
+    put(upstream, "/root/matrix/loopback.key", key)
+    name = name_of(upstream)
+    untrusted = curl(upstream, "https://%s:8443/" % name, "--resolve", "%s:8443:127.0.0.1" % name,
+                     "--cacert", UPSTREAM_PKI + "/client-ca.pem", "--cert", "/root/matrix/loopback.pem",
+                     "--key", "/root/matrix/loopback.key", "-H", "X-SSL-Client-Cert: forged").json()["headers"]
+    assert untrusted["X-Client-DN"] == "CN=loopback-client"
+    assert "X-Original-Client-Cert" not in untrusted
 
 
 @pytest.mark.parametrize("version", ["tls1", "tls1_1"])
@@ -255,7 +324,7 @@ def test_broken_certificate_in_the_inventory_fails_before_any_change(proxy, upst
     files_before = fingerprint_of_files(upstream)
     pid_before = upstream.run("cat /run/nginx.pid").stdout
 
-    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra))
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
 
     assert rc != 0
     assert "%s: the PEM certificate is truncated" % broken in out, out[-3000:]
@@ -282,3 +351,74 @@ def test_sslyze_finds_the_upstream_compliant_with_mozilla_intermediate(upstream,
     # sslyze also exits 0 when it cannot connect, so the verdict line is what counts.
     assert done.returncode == 0, done.stdout
     assert "orders.internal:8443: OK - Compliant." in done.stdout, done.stdout
+
+
+def test_proxy_expecting_a_name_the_upstreams_lack_fails_before_any_change(proxy, tmp_path):
+    extra = tmp_path / "inventory"
+    extra.mkdir()
+    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(proxy): {
+        "mtls_proxy_upstream_name": "nomatch.internal"}}}}))
+    files_before = fingerprint_of_files(proxy)
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(proxy))
+
+    assert rc != 0
+    assert "the proxy expects the name nomatch.internal" in out, out[-3000:]
+    assert recap[name_of(proxy)]["failed"] == 1 and recap[name_of(proxy)]["changed"] == 0
+    assert fingerprint_of_files(proxy) == files_before
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200
+
+
+def test_config_that_fails_nginx_t_never_goes_live(proxy, upstream, tmp_path):
+    # Valid for the argument specs, refused by nginx: an unknown key exchange group.
+    extra = tmp_path / "inventory"
+    extra.mkdir()
+    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
+        "mtls_upstream_ssl_ecdh_curve": ["no-such-curve"]}}}}))
+    dropin = "/etc/nginx/conf.d/mtls-upstream.conf"
+    before = upstream.file(dropin).content_string
+    pid_before = upstream.run("cat /run/nginx.pid").stdout
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
+
+    assert rc != 0
+    assert "failed to validate" in out and "no-such-curve" in out, out[-3000:]
+    assert recap[name_of(upstream)]["failed"] == 1
+    assert upstream.file(dropin).content_string == before
+    assert "no-such-curve" not in upstream.run("nginx -T 2>/dev/null").stdout
+    assert upstream.run("cat /run/nginx.pid").stdout == pid_before
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200
+
+
+def test_expired_crl_in_the_inventory_fails_before_any_change(proxy, upstream, tmp_path):
+    pki = os.path.join(EPHEMERAL, "pki")
+    cert, key = make_client(pki, "orders.internal", eku=ExtendedKeyUsageOID.SERVER_AUTH,
+                            dns_names=("orders.internal", name_of(upstream)))
+    ca_cert, ca_key = _load_ca(pki)
+    expired = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(NOW - 10 * DAY).next_update(NOW - DAY).sign(ca_key, hashes.SHA256()))
+    files = {"orders.pem": cert, "orders.key": key,
+             "expired.crl": expired.public_bytes(serialization.Encoding.PEM)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o600)
+    extra = tmp_path / "inventory"
+    extra.mkdir()
+    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
+        "mtls_upstream_certificate_source": "files",
+        "mtls_upstream_certificate_file": str(tmp_path / "orders.pem"),
+        "mtls_upstream_private_key_file": str(tmp_path / "orders.key"),
+        "mtls_upstream_client_ca_file": os.path.join(pki, "ca.pem"),
+        "mtls_upstream_crl_file": str(tmp_path / "expired.crl"),
+    }}}}))
+    files_before = fingerprint_of_files(upstream)
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
+
+    assert rc != 0
+    assert "%s: CRL of CN=mtls.nginx CA expired" % (tmp_path / "expired.crl") in out, out[-3000:]
+    # The certificate and key passed their check: the CRL alone stopped the run.
+    assert "orders.pem:" not in out and "orders.key:" not in out, out[-3000:]
+    assert recap[name_of(upstream)]["failed"] == 1 and recap[name_of(upstream)]["changed"] == 0
+    assert fingerprint_of_files(upstream) == files_before
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200

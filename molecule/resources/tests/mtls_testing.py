@@ -80,8 +80,11 @@ def run_playbook(playbook, *extra, env=None):
     """Run ansible-playbook against the scenario's inventory, as an operator would; returns
     (returncode, output, recap) where recap maps each host to its PLAY RECAP counters."""
     cmd = ["ansible-playbook", "-i", inventory_dir()] + list(extra) + [playbook]
-    run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {}))
-    run_env.pop("ANSIBLE_LOG_PATH", None)
+    # The default callback alone, whatever the caller's environment enables: tests read its output.
+    run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default",
+                   **(env or {}))
+    for name in ("ANSIBLE_LOG_PATH", "ANSIBLE_CALLBACKS_ENABLED"):
+        run_env.pop(name, None)
     done = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     recap = {}
     for line in done.stdout.split("PLAY RECAP")[-1].splitlines():

@@ -1,0 +1,133 @@
+"""The four modules as Ansible runs them: arguments in, one JSON result out.
+
+The logic is tested in tests/unit/plugins/module_utils; these tests cover what the thin
+modules add: argument rules, the result they report, check mode, no_log, failure messages."""
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.mtls.nginx.plugins.modules import ca, certificate, certificate_check, tls_probe
+
+
+def run(module, args, capsys, check_mode=False):
+    """Run ``module.main()`` with ``args``; return (result, failed)."""
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as done:
+            module.main()
+    result = json.loads(capsys.readouterr().out)
+    return result, done.value.code != 0
+
+
+@pytest.fixture
+def pki(tmp_path, capsys):
+    result, failed = run(ca, {"path": str(tmp_path / "ca.pem"), "privatekey_path": str(tmp_path / "ca.key"),
+                              "common_name": "Unit CA", "crl_path": str(tmp_path / "ca.crl")}, capsys)
+    assert not failed, result
+    return tmp_path
+
+
+def test_ca_reports_its_certificate_and_crl_then_no_change(pki, capsys):
+    args = {"path": str(pki / "ca.pem"), "privatekey_path": str(pki / "ca.key"), "common_name": "Unit CA",
+            "crl_path": str(pki / "ca.crl")}
+    result, failed = run(ca, args, capsys)
+    assert not failed and result["changed"] is False
+    assert result["certificate"]["subject"] == "CN=Unit CA" and result["certificate"]["days_remaining"] >= 3649
+    assert result["crl"]["crl_number"] == 1 and result["crl"]["revoked_serials"] == []
+
+
+def test_ca_wants_both_parent_files(pki, capsys):
+    result, failed = run(ca, {"path": str(pki / "int.pem"), "privatekey_path": str(pki / "int.key"),
+                              "common_name": "Int", "parent_path": str(pki / "ca.pem")}, capsys)
+    assert failed and "parent_privatekey_path" in result["msg"]
+    assert not (pki / "int.key").exists()
+
+
+def test_ca_passphrase_is_never_echoed(pki, capsys):
+    result, failed = run(ca, {"path": str(pki / "enc.pem"), "privatekey_path": str(pki / "enc.key"),
+                              "common_name": "Enc", "privatekey_passphrase": "s3cret-unit-pass"}, capsys)
+    assert not failed
+    assert "s3cret-unit-pass" not in json.dumps(result)
+
+
+def test_certificate_operations_need_their_arguments(pki, capsys):
+    result, failed = run(certificate, {"operation": "sign", "purpose": "client", "common_name": "x",
+                                       "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key")},
+                         capsys)
+    assert failed and "csr_content" in result["msg"] and "csr_path" in result["msg"]
+    result, failed = run(certificate, {"operation": "install", "purpose": "client", "path": str(pki / "c.pem")},
+                         capsys)
+    assert failed and "privatekey_path" in result["msg"] and "certificate_content" in result["msg"]
+
+
+def test_certificate_request_sign_install_round_trip(pki, capsys, tmp_path_factory):
+    host = tmp_path_factory.mktemp("host")
+    asked = {"purpose": "client", "common_name": "svc", "subject_alt_names": ["URI:spiffe://unit/svc"]}
+    request, failed = run(certificate, dict(asked, operation="request", privatekey_path=str(host / "c.key"),
+                                            path=str(host / "c.pem")), capsys)
+    assert not failed and request["changed"] and request["existing_certificate"] is None
+    assert stat.S_IMODE(os.stat(host / "c.key").st_mode) == 0o600
+    assert "PRIVATE" not in json.dumps(request)
+
+    signed, failed = run(certificate, dict(asked, operation="sign", csr_content=request["csr"],
+                                           ca_path=str(pki / "ca.pem"), ca_privatekey_path=str(pki / "ca.key")),
+                         capsys)
+    assert not failed and signed["changed"] and signed["signed"]
+    assert signed["certificate"]["subject_alt_names"] == ["URI:spiffe://unit/svc"]
+
+    installed, failed = run(certificate, {"operation": "install", "purpose": "client", "path": str(host / "c.pem"),
+                                          "privatekey_path": str(host / "c.key"),
+                                          "certificate_content": signed["chain_pem"]}, capsys)
+    assert not failed and installed["changed"]
+
+    again, again_failed = run(certificate, dict(asked, operation="request", privatekey_path=str(host / "c.key"),
+                                                path=str(host / "c.pem")), capsys)
+    kept, kept_failed = run(certificate, dict(asked, operation="sign", csr_content=again["csr"],
+                                              certificate_content=again["existing_certificate"],
+                                              ca_path=str(pki / "ca.pem"), ca_privatekey_path=str(pki / "ca.key")),
+                            capsys)
+    assert not again_failed and not kept_failed
+    assert again["changed"] is False and kept["changed"] is False and kept["signed"] is False
+    assert kept["certificate_pem"] == again["existing_certificate"]
+
+
+def test_certificate_check_mode_writes_nothing(pki, capsys):
+    result, failed = run(certificate, {"path": str(pki / "leaf.pem"), "privatekey_path": str(pki / "leaf.key"),
+                                       "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key"),
+                                       "purpose": "server", "common_name": "svc"}, capsys, check_mode=True)
+    assert not failed and result["changed"]
+    assert not (pki / "leaf.pem").exists() and not (pki / "leaf.key").exists()
+
+
+def test_certificate_check_lists_every_problem_in_one_failure(pki, capsys):
+    (pki / "empty.pem").write_bytes(b"")
+    result, failed = run(certificate_check, {"path": str(pki / "empty.pem"), "privatekey_path": str(pki / "nokey"),
+                                             "purpose": "client"}, capsys)
+    assert failed
+    assert result["problems"] == [str(pki / "empty.pem") + ": is empty (certificate expected)",
+                                  str(pki / "nokey") + ": no such file (private key expected)"]
+    assert result["msg"].startswith("2 problem(s)")
+
+
+def test_certificate_check_crl_needs_a_ca(pki, capsys):
+    result, failed = run(certificate_check, {"path": str(pki / "ca.pem"), "crl_path": str(pki / "ca.crl")}, capsys)
+    assert failed and "crl_path needs ca_path" in result["msg"]
+    result, failed = run(certificate_check, {"path": str(pki / "ca.pem"), "crl_path": str(pki / "ca.crl"),
+                                             "purpose": "ca"}, capsys)
+    assert not failed and result["bundle"] == ["CN=Unit CA"]
+
+
+def test_tls_probe_reports_a_closed_port_as_failure_when_failure_is_expected(capsys):
+    with __import__("socket").socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result, failed = run(tls_probe, {"host": "127.0.0.1", "port": port, "expect": "failure"}, capsys)
+    assert not failed and result["changed"] is False and result["accepted"] is False
+    assert "connection to 127.0.0.1:%d failed" % port in result["error"]
+    result, failed = run(tls_probe, {"host": "127.0.0.1", "port": port}, capsys)
+    assert failed and result["msg"].startswith("TLS probe of 127.0.0.1:%d" % port)
