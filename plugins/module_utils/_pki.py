@@ -77,15 +77,20 @@ def _expiry_reason(cert, renew_before_days):
     return None
 
 
-def _load_existing_cert(path):
+def _load_owned(path, loader, what):
+    """(object, None) for a certificate, CSR or CRL that this module manages, or (None, why)
+    when it is missing or unreadable: such a file is made again, which is not an error."""
     data = read_file(path)
     if data is None:
-        return None
+        return None, "no %s at %s" % (what, path)
     try:
-        return load_certificate(data, path)
+        return loader(data, path), None
     except PKIError:
-        # An unreadable certificate we own is replaced, not fatal.
-        return None
+        return None, "no readable %s at %s" % (what, path)
+
+
+def _load_existing_cert(path):
+    return _load_owned(path, load_certificate, "certificate")[0]
 
 
 class _Key:
@@ -275,15 +280,10 @@ class CertificateAuthority:
         return found
 
     def _ensure_crl(self, ca_cert, ca_key, revoked_serials, reasons):
-        existing, number, why = None, 0, []
-        data = read_file(self.crl_path)
-        if data is not None:
-            try:
-                existing = load_crl(data, self.crl_path)
-            except PKIError:
-                why.append("no readable CRL at %s" % self.crl_path)
-        else:
-            why.append("no CRL at %s" % self.crl_path)
+        number, why = 0, []
+        existing, missing = _load_owned(self.crl_path, load_crl, "CRL")
+        if missing:
+            why.append(missing)
         dates = {}
         if existing is not None:
             number = crl_number_of(existing)
@@ -450,13 +450,10 @@ class LeafCertificate:
         key = _Key(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons)
         csr = None
         if self.csr_path:
-            data = read_file(self.csr_path)
-            if data is not None:
-                try:
-                    csr = load_csr(data, self.csr_path)
-                except PKIError:
-                    reasons.append("no readable CSR at %s" % self.csr_path)
-            if csr is not None and not key.new:
+            csr, missing = _load_owned(self.csr_path, load_csr, "CSR")
+            if missing:
+                reasons.append(missing)
+            elif not key.new:
                 reasons.extend(self._csr_drift(csr, key.key))
         if csr is None or reasons:
             csr = build_csr(key.key, name_from_cn(self.common_name), self.purpose, self.sans)

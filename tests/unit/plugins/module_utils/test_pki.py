@@ -8,28 +8,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
 from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, LeafCertificate
-
-
-class FakeModule:
-    """The two AnsibleModule calls FileWriter makes, applied for real to the file mode."""
-
-    def __init__(self, check_mode=False):
-        self.check_mode = check_mode
-
-    def load_file_common_arguments(self, params, path=None):
-        return dict(params, path=path)
-
-    def set_fs_attributes_if_different(self, file_args, changed):
-        mode = int(file_args["mode"], 8)
-        if stat.S_IMODE(os.stat(file_args["path"]).st_mode) != mode:
-            if not self.check_mode:
-                os.chmod(file_args["path"], mode)
-            return True
-        return changed
 
 
 def make_ca(tmp_path, check_mode=False, **kw):

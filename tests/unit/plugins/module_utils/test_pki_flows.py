@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pkifactory
+from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
@@ -30,23 +31,6 @@ PASSPHRASE = "correct horse battery staple"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-class FakeModule:
-    """The two AnsibleModule calls FileWriter makes, applied for real to the file mode."""
-
-    def __init__(self, check_mode=False):
-        self.check_mode = check_mode
-
-    def load_file_common_arguments(self, params, path=None):
-        return dict(params, path=path)
-
-    def set_fs_attributes_if_different(self, file_args, changed):
-        mode = int(file_args["mode"], 8)
-        if stat.S_IMODE(os.stat(file_args["path"]).st_mode) != mode:
-            if not self.check_mode:
-                os.chmod(file_args["path"], mode)
-            return True
-        return changed
 
 
 def now():
@@ -709,3 +693,19 @@ def test_intermediate_may_not_claim_a_longer_path_than_its_parent_allows(tmp_pat
 def test_malformed_revoked_serials_are_refused(tmp_path, serial):
     with pytest.raises(PKIError, match="revoked_serials"):
         ensure_crl(tmp_path, revoked_serials=[serial])
+
+
+def test_request_writes_a_missing_csr_file_for_an_existing_key(tmp_path):
+    def request():
+        writer = FileWriter(FakeModule())
+        result = LeafCertificate(writer, "client", common_name="svc", operation="request",
+                                 privatekey_path=str(tmp_path / "svc.key"), csr_path=str(tmp_path / "svc.csr")).ensure()
+        return writer, result
+
+    request()
+    key_before = (tmp_path / "svc.key").read_bytes()
+    os.remove(tmp_path / "svc.csr")
+    writer, result = request()
+    assert writer.changed and any("no CSR at" in r for r in result["reasons"])
+    assert (tmp_path / "svc.csr").read_bytes().decode() == result["csr"]
+    assert (tmp_path / "svc.key").read_bytes() == key_before
