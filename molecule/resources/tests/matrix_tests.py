@@ -74,6 +74,12 @@ def straight_to(proxy, upstream, *options, path="/"):
                 *options)
 
 
+def as_proxy(proxy, upstream, *options):
+    """A request straight to an upstream host, presenting the proxy host's own certificate."""
+    return straight_to(proxy, upstream, "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key",
+                       *options)
+
+
 def with_client(proxy, upstream, label, cert_pem, key_pem, path="/"):
     base = "/root/matrix/" + label
     put(proxy, base + ".pem", cert_pem, "0644")
@@ -232,9 +238,8 @@ def test_forged_identity_sent_to_the_proxy_never_reaches_the_backend(proxy):
 
 
 def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend(proxy, upstream):
-    response = straight_to(proxy, upstream, "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key",
-                           "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
-                           "-H", "X-Forwarded-Client-Cert: forged")
+    response = as_proxy(proxy, upstream, "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
+                        "-H", "X-Forwarded-Client-Cert: forged")
     assert response.status == 200
     seen = response.json()["headers"]
     assert seen["X-Client-DN"] == "CN=" + name_of(proxy)
@@ -244,8 +249,7 @@ def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend
 
 def test_front_end_certificate_header_passes_only_from_trusted_sources(proxy, upstream):
     # The proxy host is in the trusted network: its header is passed on, under its own name.
-    trusted = straight_to(proxy, upstream, "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key",
-                          "-H", "X-SSL-Client-Cert: cert-of-the-front-ends-client").json()["headers"]
+    trusted = as_proxy(proxy, upstream, "-H", "X-SSL-Client-Cert: cert-of-the-front-ends-client").json()["headers"]
     assert trusted["X-Original-Client-Cert"] == "cert-of-the-front-ends-client"
     assert trusted["X-Client-DN"] == "CN=" + name_of(proxy)  # the verified identity is unaffected
     assert "X-SSL-Client-Cert" not in trusted
