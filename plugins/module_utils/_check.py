@@ -18,6 +18,7 @@ from ._crypto import (
     crl_next_update,
     describe,
     is_ca,
+    is_self_signed,
     issued_by,
     load_private_key,
     not_after,
@@ -178,10 +179,6 @@ def name_matches(cert, expected):
     return False
 
 
-def _self_signed(cert):
-    return cert.issuer == cert.subject and issued_by(cert, cert)
-
-
 def _build_path(path, certs, bundle, ca_path, problems):
     """Leaf ... root, from the file's chain and the CA bundle; None when it does not build."""
     for i in range(len(certs) - 1):
@@ -195,7 +192,7 @@ def _build_path(path, certs, bundle, ca_path, problems):
                              % (i + 1, certs[i].subject.rfc4514_string(), certs[i + 1].subject.rfc4514_string()))
             return None
     chain = list(certs)
-    while not _self_signed(chain[-1]):
+    while not is_self_signed(chain[-1]):
         issuer = next((c for c in bundle if issued_by(chain[-1], c)), None)
         if issuer is None:
             problems.add(path, "%s was not signed by any CA in %s" % (chain[-1].subject.rfc4514_string(), ca_path))
@@ -294,7 +291,7 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
         return problems, facts, converted
     if is_ca(leaf):
         problems.add(path, "the first certificate is a CA certificate, not a server or client certificate")
-    elif _self_signed(leaf):
+    elif is_self_signed(leaf):
         problems.add(path, "the certificate is self-signed; it must be issued by a CA")
     if purpose and facts["purposes"] and purpose not in facts["purposes"]:
         problems.add(path, "extended key usage allows %s, not %s (nginx: \"unsupported certificate purpose\")"
@@ -303,7 +300,7 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
         problems.add(path, "extended key usage allows neither serverAuth nor clientAuth")
     if expected_name and not name_matches(leaf, expected_name):
         problems.add(path, "%s is not among its names %s" % (expected_name, sans_of(leaf) or [leaf.subject.rfc4514_string()]))
-    if bundle and not _self_signed(leaf) and not is_ca(leaf):
+    if bundle and not is_self_signed(leaf) and not is_ca(leaf):
         chain = _build_path(path, certs, bundle, ca_path, problems)
         if chain is not None:
             facts["verified_chain"] = [c.subject.rfc4514_string() for c in chain]

@@ -138,7 +138,7 @@ def load_certificates(data, path):
 
 
 def is_self_signed(cert):
-    return cert.issuer == cert.subject and issued_by(cert, cert)
+    return issued_by(cert, cert)
 
 
 def certificate_pem(cert):
@@ -243,13 +243,23 @@ def is_ca(cert):
         return False
 
 
+def path_length_of(cert):
+    """The CA path length limit of a certificate; None when unlimited or not a CA."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    except x509.ExtensionNotFound:
+        return None
+
+
 def issued_by(cert, issuer_cert):
     """True when ``issuer_cert`` names and signed ``cert``."""
-    if cert.issuer != issuer_cert.subject:
-        return False
+    return cert.issuer == issuer_cert.subject and signed_by(cert, issuer_cert.public_key())
+
+
+def signed_by(cert, public_key):
+    """True when the key pair of ``public_key`` signed ``cert``."""
     try:
-        verify_signature(issuer_cert.public_key(), cert.signature, cert.tbs_certificate_bytes,
-                         cert.signature_hash_algorithm)
+        verify_signature(public_key, cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm)
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True

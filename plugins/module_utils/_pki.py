@@ -45,6 +45,7 @@ from ._crypto import (
     name_from_cn,
     not_after,
     parse_san,
+    path_length_of,
     private_key_pem,
     purposes_of,
     purposes_of_csr,
@@ -53,8 +54,8 @@ from ._crypto import (
     san_strings,
     sans_of,
     sans_of_csr,
+    signed_by,
     utcnow,
-    verify_signature,
 )
 from ._files import read_file
 
@@ -209,7 +210,7 @@ class CertificateAuthority:
         key = _Key(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons)
         subject = name_from_cn(self.common_name)
         for path, cert in revoked_files:
-            if cert.issuer != subject or key.new or not issued_by_key(cert, key.key):
+            if cert.issuer != subject or key.new or not signed_by(cert, key.key.public_key()):
                 raise PKIError("%s: not issued by this CA (%s), so this CA cannot revoke it"
                                % (path, subject.rfc4514_string()))
             revoked_serials.append(cert.serial_number)
@@ -240,12 +241,7 @@ class CertificateAuthority:
         return result
 
     def _check_parent_allows(self, parent_cert):
-        from cryptography import x509
-
-        try:
-            limit = parent_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-        except x509.ExtensionNotFound:
-            limit = None
+        limit = path_length_of(parent_cert)
         if limit == 0:
             raise PKIError("%s: the parent CA has path length 0 and may not sign another CA" % self.parent_path)
         if limit is not None and (self.path_length is None or self.path_length >= limit):
@@ -272,8 +268,8 @@ class CertificateAuthority:
             found.append("CA certificate was not signed by the parent CA in %s" % self.parent_path)
         if not parent and not is_self_signed(cert):
             found.append("CA certificate is not self-signed, a root CA was asked")
-        if _path_length_of(cert) != self.path_length:
-            found.append("path length is %s, %s was asked" % (_path_length_of(cert), self.path_length))
+        if path_length_of(cert) != self.path_length:
+            found.append("path length is %s, %s was asked" % (path_length_of(cert), self.path_length))
         expiry = _expiry_reason(cert, self.renew_before_days)
         if expiry:
             found.append(expiry)
@@ -323,25 +319,8 @@ class CertificateAuthority:
         }
 
 
-def issued_by_key(cert, key):
-    try:
-        verify_signature(key.public_key(), cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm)
-    except Exception:  # InvalidSignature, or a key of another type
-        return False
-    return True
-
-
 def _serials(serials):
     return [format(s, "X") for s in sorted(serials)]
-
-
-def _path_length_of(cert):
-    from cryptography import x509
-
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None
 
 
 class LeafCertificate:
