@@ -33,13 +33,15 @@ author:
   - mtls.nginx contributors (@mtls-nginx)
 requirements:
   - cryptography >= 3.4 (on the host that runs each operation; Debian's C(python3-cryptography) will do)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   operation:
     description:

@@ -28,13 +28,15 @@ author:
   - mtls.nginx contributors (@mtls-nginx)
 requirements:
   - cryptography >= 3.4
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   path:
     description: The certificate file (PEM), leaf first, then its intermediates in order.

@@ -19,13 +19,15 @@ description:
   - The task fails when the outcome differs from O(expect), with the reason; it never changes anything.
 author:
   - mtls.nginx contributors (@mtls-nginx)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
   host:
     description: Address or name to connect to.
