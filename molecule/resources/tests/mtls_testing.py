@@ -62,9 +62,7 @@ def probe(on, **args):
     module_args = " ".join("%s=%s" % (k, shlex.quote(str(v))) for k, v in args.items())
     cmd = ["ansible", "-i", inventory_dir(), "-o", "-m", "mtls.nginx.tls_probe", "-a", module_args,
            on.backend.get_hostname()]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_LOG_PATH", None)
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    done = subprocess.run(cmd, env=_ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     match = re.search(r"^\S+ \| (SUCCESS|FAILED!) => (\{.*\})\s*$", done.stdout, re.M)
     assert match, "no result from %s:\n%s\n%s" % (" ".join(cmd), done.stdout, done.stderr)
     result = json.loads(match.group(2))
@@ -72,20 +70,24 @@ def probe(on, **args):
     return result
 
 
+def _ansible_env():
+    """The environment for Ansible runs whose output a test reads: plain text from the default
+    callback, and nothing added to the scenario's converge log."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default")
+    for name in ("ANSIBLE_LOG_PATH", "ANSIBLE_CALLBACKS_ENABLED"):
+        env.pop(name, None)
+    return env
+
+
 def inventory_dir():
     return os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "inventory")
 
 
-def run_playbook(playbook, *extra, env=None):
+def run_playbook(playbook, *extra):
     """Run ansible-playbook against the scenario's inventory, as an operator would; returns
     (returncode, output, recap) where recap maps each host to its PLAY RECAP counters."""
     cmd = ["ansible-playbook", "-i", inventory_dir()] + list(extra) + [playbook]
-    # The default callback alone, whatever the caller's environment enables: tests read its output.
-    run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default",
-                   **(env or {}))
-    for name in ("ANSIBLE_LOG_PATH", "ANSIBLE_CALLBACKS_ENABLED"):
-        run_env.pop(name, None)
-    done = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    done = subprocess.run(cmd, env=_ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     recap = {}
     for line in done.stdout.split("PLAY RECAP")[-1].splitlines():
         match = re.match(r"^(\S+)\s*:\s*(.*)$", line.strip())
