@@ -8,7 +8,6 @@ so one run tells the operator everything to fix.
 
 import ipaddress
 import os
-import re
 import stat
 
 from ._crypto import (
@@ -23,6 +22,7 @@ from ._crypto import (
     load_private_key,
     not_after,
     not_before,
+    pem_blocks,
     purposes_of,
     same_public_key,
     sans_of,
@@ -35,8 +35,6 @@ try:
 except ImportError:  # reported by require_cryptography()
     pass
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 MIN_RSA_BITS = 2048
 
 
@@ -70,10 +68,32 @@ def _looks_der(data):
     return data[:1] == b"\x30" and b"-----BEGIN" not in data
 
 
-def load_certificates(path, data, problems, convert_der=False):
+def _blocks(path, data, problems, what):
+    """The PEM blocks of a ``what`` file (certificate, CA bundle, CRL), or None after recording
+    each one nginx would refuse; blocks that do not belong in such a file are recorded too."""
+    blocks = pem_blocks(data)
+    broken = [b for b in blocks if b.problem]
+    if len(blocks) == 1 and broken and blocks[0].label == "CERTIFICATE" and blocks[0].problem.startswith("is truncated"):
+        problems.add(path, "the PEM certificate is truncated (PEM block 1: BEGIN without END)")
+        return None
+    for block in broken:
+        problems.add(path, str(block))
+    for block in blocks:
+        if block.label.endswith("PRIVATE KEY") and what != "certificate":
+            problems.add(path, "PEM block %d (%s) is a private key; a %s is installed readable by all"
+                         % (block.number, block.label, what))
+        elif block.label == "CERTIFICATE" and what == "CRL":
+            # nginx loads the ssl_crl file into the same store as ssl_client_certificate.
+            problems.add(path, "PEM block %d (CERTIFICATE) does not belong in a CRL file: nginx would trust it as a CA"
+                         % block.number)
+    return None if broken else blocks
+
+
+def load_certificates(path, data, problems, convert_der=False, what="certificate"):
     """Certificates in ``data`` in file order, accepting what nginx accepts: CRLF line
     endings, text around the PEM blocks, a leaf followed by its chain. Returns (certs, pem)
-    where ``pem`` is the PEM text to write back when a DER file was converted."""
+    where ``pem`` is the PEM text to write back when a DER file was converted. Any PEM block
+    nginx would refuse (cut short, wrong END, corrupt body) fails the whole file."""
     if _looks_der(data):
         try:
             cert = x509.load_der_x509_certificate(data)
@@ -85,24 +105,22 @@ def load_certificates(path, data, problems, convert_der=False):
         problems.add(path, "is a DER certificate; nginx reads only PEM "
                            "(convert it, e.g. with convert_der=true or openssl x509 -inform der)")
         return [], None
-    data = data.replace(b"\r\n", b"\n")
-    kinds = []
+    blocks = _blocks(path, data, problems, what)
+    if blocks is None:
+        return [], None
+    kinds = [b.label for b in blocks]
     certs = []
-    for match in _PEM_BLOCK.finditer(data):
-        kinds.append(match.group(1).decode())
-        if match.group(1) != b"CERTIFICATE":
+    for block in blocks:
+        if block.label != "CERTIFICATE":
             continue
         try:
-            certs.append(x509.load_pem_x509_certificate(match.group(0)))
+            certs.append(x509.load_der_x509_certificate(block.der))
         except ValueError as exc:
-            problems.add(path, "certificate %d is corrupt PEM (%s)" % (len(certs) + 1, exc))
+            problems.add(path, "PEM block %d (CERTIFICATE) is a corrupt certificate (%s)" % (block.number, exc))
             return [], None
     if certs:
         return certs, None
-    begun = [k.decode() for k in _PEM_BEGIN.findall(data)]
-    if "CERTIFICATE" in begun:
-        problems.add(path, "the PEM certificate is truncated (BEGIN without END)")
-    elif any(k.endswith("PRIVATE KEY") for k in kinds):
+    if any(k.endswith("PRIVATE KEY") for k in kinds) and what == "certificate":
         problems.add(path, "holds a private key where a certificate belongs")
     elif any(k.endswith("CERTIFICATE REQUEST") for k in kinds):
         problems.add(path, "holds a certificate signing request (CSR), not a signed certificate")
@@ -216,12 +234,15 @@ def _crl_problems(crl_path, pairs, problems):
     if _looks_der(data):
         problems.add(crl_path, "is a DER CRL; nginx reads only PEM")
         return
-    for match in _PEM_BLOCK.finditer(data.replace(b"\r\n", b"\n")):
-        if match.group(1) == b"X509 CRL":
+    blocks = _blocks(crl_path, data, problems, "CRL")
+    if blocks is None:
+        return
+    for block in blocks:
+        if block.label == "X509 CRL":
             try:
-                crls.append(x509.load_pem_x509_crl(match.group(0)))
+                crls.append(x509.load_der_x509_crl(block.der))
             except ValueError as exc:
-                problems.add(crl_path, "corrupt PEM CRL (%s)" % exc)
+                problems.add(crl_path, "PEM block %d (X509 CRL) is a corrupt CRL (%s)" % (block.number, exc))
                 return
     if not crls:
         problems.add(crl_path, "holds no PEM CRL")
@@ -247,7 +268,8 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
     problems = Problems()
     facts = {}
     data = _read(path, "certificate", problems)
-    certs, converted = load_certificates(path, data, problems, convert_der) if data is not None else ([], None)
+    what = "CA bundle" if purpose == "ca" else "certificate"
+    certs, converted = load_certificates(path, data, problems, convert_der, what) if data is not None else ([], None)
     leaf = certs[0] if certs else None
     if privatekey_path:
         _key_problems(privatekey_path, privatekey_passphrase, leaf, problems)
@@ -255,7 +277,7 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
     if ca_path:
         ca_data = _read(ca_path, "CA bundle", problems)
         if ca_data is not None:
-            bundle = load_certificates(ca_path, ca_data, problems)[0]
+            bundle = load_certificates(ca_path, ca_data, problems, what="CA bundle")[0]
             for ca in bundle:
                 if not is_ca(ca):
                     problems.add(ca_path, "%s is not a CA certificate" % ca.subject.rfc4514_string())

@@ -6,10 +6,13 @@ The one place that imports ``cryptography``: modules call :func:`require_cryptog
 so a missing library fails through ``missing_required_lib`` instead of a traceback.
 """
 
+import base64
 import datetime
 import ipaddress
 import re
 import traceback
+
+from ._values import check as value_problem
 
 try:
     from cryptography import x509
@@ -117,24 +120,108 @@ def same_public_key(a, b):
     return public_key_bytes(a) == public_key_bytes(b)
 
 
+# --- PEM files ----------------------------------------------------------------------------------
+
+_PEM_MARKER = re.compile(rb"-----(BEGIN|END) ([^\r\n]*?)-----")
+_BASE64 = re.compile(rb"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+
+
+class PemBlock:
+    """One ``-----BEGIN x-----`` ... ``-----END x-----`` block of a PEM file, numbered from 1 in
+    file order: ``der`` holds its decoded body, or ``problem`` says why OpenSSL refuses it."""
+
+    def __init__(self, number, label):
+        self.number = number
+        self.label = label
+        self.der = None
+        self.problem = None
+
+    def __str__(self):
+        return "PEM block %d (%s) %s" % (self.number, self.label, self.problem)
+
+
+def pem_blocks(data):
+    """Every PEM block of ``data`` as OpenSSL's PEM reader meets them: CRLF and text between
+    blocks are fine, while a block cut short, closed by another label's END, with a corrupt
+    body or with its BEGIN/END not alone on its line carries a ``problem``. nginx refuses the
+    whole file for any such block, so callers must too."""
+    blocks, current, body = [], None, []
+    for line in data.splitlines():
+        marker = _PEM_MARKER.search(line)
+        if marker is None:
+            if current is not None:
+                body.append(line)
+            continue
+        kind, label = marker.group(1), marker.group(2).decode("ascii", "replace")
+        cut = current is not None and kind == b"BEGIN"
+        if cut:
+            truncated = "is truncated: BEGIN without END (block %d begins inside it)" % (len(blocks) + 1)
+            current.problem, current = current.problem or truncated, None
+        if kind == b"BEGIN":
+            current, body = PemBlock(len(blocks) + 1, label), []
+            blocks.append(current)
+        elif current is None:
+            block = PemBlock(len(blocks) + 1, label)
+            block.problem = "is missing its BEGIN line: END without BEGIN"
+            blocks.append(block)
+        else:
+            if label != current.label:
+                mismatch = "ends with END %s: END does not match BEGIN %s" % (label, current.label)
+                current.problem = current.problem or mismatch
+            else:
+                _decode_body(current, body)
+            current = None
+        # OpenSSL sees a BEGIN or END line only when it starts the line and nothing but blanks follow.
+        if line.rstrip() != marker.group(0) and not blocks[-1].problem and not cut:
+            blocks[-1].problem = "has text around its %s line, where OpenSSL does not see it" % kind.decode()
+    if current is not None:
+        current.problem = current.problem or "is truncated: BEGIN without END"
+    return blocks
+
+
+def _decode_body(block, lines):
+    if lines and b":" in lines[0]:
+        # RFC 1421 headers (Proc-Type, DEK-Info of a legacy encrypted key) end at a blank line.
+        end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+        lines = lines[end + 1:]
+    text = b"".join(b"".join(line.split()) for line in lines)
+    if not text:
+        block.problem = "has an empty body"
+    elif not _BASE64.match(text):
+        block.problem = "has a corrupt base64 body"
+    else:
+        block.der = base64.b64decode(text)
+
+
+def _parse_blocks(data, path, label, loader, what):
+    """The objects in every ``label`` block of a PEM file; PKIError naming the file and each broken block."""
+    blocks = pem_blocks(data)
+    broken = [str(b) for b in blocks if b.problem]
+    if broken:
+        raise PKIError("%s: %s" % (path, "; ".join(broken)))
+    found = []
+    for block in blocks:
+        if block.label != label:
+            continue
+        try:
+            found.append(loader(block.der))
+        except ValueError as exc:
+            raise PKIError("%s: PEM block %d (%s) is not a readable %s (%s)" % (path, block.number, label, what, exc))
+    if not found:
+        raise PKIError("%s: not a readable PEM %s (no -----BEGIN %s----- block)" % (path, what, label))
+    return found
+
+
 # --- certificates -----------------------------------------------------------------------------
 
 def load_certificate(data, path):
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError as exc:
-        raise PKIError("%s: not a readable PEM certificate (%s)" % (path, exc))
-
-
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+    """The first certificate of a PEM file whose every block reads."""
+    return load_certificates(data, path)[0]
 
 
 def load_certificates(data, path):
     """Every certificate of a PEM bundle, in file order (the first is the leaf or the signer)."""
-    blocks = _PEM_CERTIFICATE.findall(data)
-    if not blocks:
-        raise PKIError("%s: not a readable PEM certificate (no -----BEGIN CERTIFICATE----- block)" % path)
-    return [load_certificate(block, path) for block in blocks]
+    return _parse_blocks(data, path, "CERTIFICATE", x509.load_der_x509_certificate, "certificate")
 
 
 def is_self_signed(cert):
@@ -164,7 +251,16 @@ def days_remaining(cert, now=None):
     return (not_after(cert) - (now or utcnow())).days
 
 
+def check_common_name(common_name):
+    """Refuse a common name with control characters or nginx syntax (``;{}"\\``), which
+    would reach configs and logs through the DNs that show it."""
+    problem = value_problem("common_name", "common_name", common_name)
+    if problem:
+        raise PKIError(problem)
+
+
 def name_from_cn(common_name):
+    check_common_name(common_name)
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -174,20 +270,21 @@ def common_name_of(cert):
 
 
 def parse_san(entry):
-    """Turn ``DNS:x``, ``IP:x``, ``URI:x`` (or a bare name or address) into a GeneralName."""
+    """Turn ``DNS:x``, ``IP:x``, ``URI:x`` (or a bare name or address) into a GeneralName.
+
+    Each is checked first (a host name, ``*.`` allowed as the first label; an address; an
+    absolute URI): a name such as ``a; {`` would otherwise be signed, then written into configs."""
+    problem = value_problem("subject_alt_names", "san", entry)
+    if problem:
+        raise PKIError(problem)
     kind, sep, value = entry.partition(":")
     if not sep or kind.upper() not in ("DNS", "IP", "URI"):
         kind, value = ("IP", entry) if _is_ip(entry) else ("DNS", entry)
     kind = kind.upper()
-    if not value:
-        raise PKIError("subject_alt_names: %r has no value" % entry)
     if kind == "DNS":
         return x509.DNSName(value)
     if kind == "IP":
-        try:
-            return x509.IPAddress(ipaddress.ip_address(value))
-        except ValueError:
-            raise PKIError("subject_alt_names: %r is not an IP address" % entry)
+        return x509.IPAddress(ipaddress.ip_address(value))
     return x509.UniformResourceIdentifier(value)
 
 
@@ -359,7 +456,17 @@ def load_csr(data, name):
         raise PKIError("%s: not a readable PEM certificate signing request (%s)" % (name, exc))
     if not csr.is_signature_valid:
         raise PKIError("%s: the request's signature does not match its public key" % name)
+    _check_requested_names(csr, name)
     return csr
+
+
+def _check_requested_names(csr, name):
+    # sign never copies a request's names, but one that asks for nginx syntax is refused, not signed.
+    for entry in sans_of_csr(csr):
+        if entry.partition(":")[0] in ("DNS", "IP", "URI"):
+            problem = value_problem("%s: the request's subject_alt_names" % name, "san", entry)
+            if problem:
+                raise PKIError(problem)
 
 
 def csr_pem(csr):
@@ -385,10 +492,8 @@ def purposes_of_csr(csr):
 # --- certificate revocation lists -------------------------------------------------------------
 
 def load_crl(data, path):
-    try:
-        return x509.load_pem_x509_crl(data)
-    except ValueError as exc:
-        raise PKIError("%s: not a readable PEM CRL (%s)" % (path, exc))
+    """The first CRL of a PEM file whose every block reads."""
+    return _parse_blocks(data, path, "X509 CRL", x509.load_der_x509_crl, "CRL")[0]
 
 
 def crl_pem(crl):

@@ -25,8 +25,8 @@ def read_file(path):
 class FileWriter:
     """Collects the files a module writes and whether anything changed.
 
-    ``secret`` files (private keys) are written with their mode set before any byte lands
-    in them, and appear in the diff only as a placeholder.
+    ``secret`` files (private keys; or a label such as "passphrase") are written with their
+    mode set before any byte lands in them, and appear in the diff only as a placeholder.
     """
 
     def __init__(self, module):
@@ -38,14 +38,25 @@ class FileWriter:
         path = os.path.abspath(os.path.expanduser(path))
         content = to_bytes(content)
         old = read_file(path)
-        label = "<%d bytes of key material>" if secret else None
         if old != content:
             self.changed = True
-            self.diff["before"][path] = (label % len(old) if label else old.decode("utf-8", "replace")) if old is not None else None
-            self.diff["after"][path] = label % len(content) if label else content.decode("utf-8", "replace")
+            self.diff["before"][path] = _shown(old, secret)
+            self.diff["after"][path] = _shown(content, secret)
             if not self.module.check_mode:
                 self._atomic_write(path, content, mode)
         self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
+
+    def remove(self, path, secret=False):
+        """Remove a file the module wrote before and no longer wants, when it is there."""
+        path = os.path.abspath(os.path.expanduser(path))
+        old = read_file(path)
+        if old is None:
+            return
+        self.changed = True
+        self.diff["before"][path] = _shown(old, secret)
+        self.diff["after"][path] = None
+        if not self.module.check_mode:
+            os.unlink(path)
 
     def attributes(self, path, mode, owner=None, group=None):
         """Apply owner/group/mode to a file the module did not rewrite."""
@@ -69,6 +80,7 @@ class FileWriter:
         try:
             # The mode is set before the content lands, so a key is never readable by others.
             os.fchmod(fd, int(mode, 8) if isinstance(mode, str) else mode)
+            _keep_owner(fd, path)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
             # os.replace keeps the mode set above; atomic_move would widen a new file to 0644 first.
@@ -76,3 +88,23 @@ class FileWriter:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _shown(content, secret):
+    """What a diff shows of a file's content: never a key or a passphrase."""
+    if content is None:
+        return None
+    if secret is True:
+        return "<%d bytes of key material>" % len(content)
+    if secret:
+        return "<%s, not shown>" % secret
+    return content.decode("utf-8", "replace")
+
+
+def _keep_owner(fd, path):
+    # A replaced file keeps its owner and group (nginx may read it as another user); owner/group options still win.
+    try:
+        info = os.stat(path)
+        os.fchown(fd, info.st_uid, info.st_gid)
+    except (FileNotFoundError, PermissionError):
+        pass

@@ -55,6 +55,7 @@ from ._crypto import (
     sans_of,
     sans_of_csr,
     signed_by,
+    to_passphrase,
     utcnow,
 )
 from ._files import read_file
@@ -95,31 +96,108 @@ def _load_existing_cert(path):
 
 
 class _Key:
-    """A private key at ``path``: loaded when it fits, generated (not yet written) when not."""
+    """A private key at ``path``: loaded when it fits, generated (not yet written) when not.
+
+    ``rekeyed`` says why a kept key is written again under a new passphrase (host keys only)."""
 
     def __init__(self, path, key_type, passphrase, reasons):
         self.path = path
         self.passphrase = passphrase
+        self.rekeyed = None
         data = read_file(path)
         self.new = True
         if data is not None:
             # An unreadable or undecryptable key is an error, never silently replaced:
             # certificates issued for it may be in use elsewhere.
-            key = load_private_key(data, path, passphrase)
+            key = self._load(data)
             if key_type is None or key_type_of(key) == key_type:
                 self.key, self.new = key, False
                 return
+            self.rekeyed = None
             reasons.append("key type is %s, %s was asked" % (key_type_of(key), key_type))
         else:
             reasons.append("no private key at %s" % path)
         self.key = generate_private_key(key_type or "ecdsa-p256")
 
+    def _load(self, data):
+        return load_private_key(data, self.path, self.passphrase)
+
     def save(self, writer, mode, owner, group):
-        if self.new:
+        if self.new or self.rekeyed:
             writer.write(self.path, private_key_pem(self.key, self.passphrase), mode, secret=True,
                          owner=owner, group=group)
         else:
             writer.attributes(self.path, mode, owner, group)
+
+
+def _read_passphrase_file(path):
+    """The passphrase nginx reads from ``path`` (ssl_password_file), or None when there is none."""
+    if not path:
+        return None
+    try:
+        data = read_file(path)
+    except OSError as exc:
+        raise PKIError("%s: cannot be read (%s)" % (path, exc.strerror))
+    if data is None:
+        return None
+    data = data[:-1] if data.endswith(b"\n") else data
+    data = data[:-1] if data.endswith(b"\r") else data
+    return data or None
+
+
+def _open_host_key(data, path, passphrase, passphrase_file=None):
+    """(key, the passphrase that opened it): ``passphrase``; for a plain key, none; else the
+    passphrase still in ``passphrase_file``. The PKIError when none does names no passphrase."""
+    wanted = to_passphrase(passphrase) or None
+    if b"ENCRYPTED" not in data:
+        # PKCS#8 says ENCRYPTED PRIVATE KEY, a legacy PEM key Proc-Type: 4,ENCRYPTED.
+        return load_private_key(data, path, None), None
+    old = _read_passphrase_file(passphrase_file)
+    for candidate in dict.fromkeys(p for p in (wanted, old) if p):
+        try:
+            return load_private_key(data, path, candidate), candidate
+        except PKIError:
+            continue
+    if wanted and old:
+        raise PKIError("%s: the passphrase (privatekey_passphrase) does not decrypt the private key, nor does the "
+                       "passphrase in %s" % (path, passphrase_file))
+    if wanted:
+        raise PKIError("%s: the passphrase (privatekey_passphrase) does not decrypt the private key" % path)
+    if old:
+        raise PKIError("%s: the private key is encrypted, no passphrase (privatekey_passphrase) was given, and the "
+                       "passphrase in %s does not decrypt it" % (path, passphrase_file))
+    raise PKIError("%s: the private key is encrypted and no passphrase was given (privatekey_passphrase)" % path)
+
+
+class _HostKey(_Key):
+    """A host key that nginx decrypts with the passphrase in ``passphrase_file``
+    (ssl_password_file). A new passphrase re-encrypts the key, opened with the old one still
+    in that file; the file is then written after the key, so the two always match."""
+
+    def __init__(self, path, key_type, passphrase, reasons, passphrase_file=None):
+        self.passphrase_file = passphrase_file
+        super().__init__(path, key_type, passphrase, reasons)
+
+    def _load(self, data):
+        key, used = _open_host_key(data, self.path, self.passphrase, self.passphrase_file)
+        if used != (to_passphrase(self.passphrase) or None):
+            if not self.passphrase:
+                self.rekeyed = "private key written unencrypted, as no passphrase is asked any more"
+            elif used:
+                self.rekeyed = "private key re-encrypted with the new passphrase"
+            else:
+                self.rekeyed = "private key encrypted with the new passphrase"
+        return key
+
+    def save(self, writer, mode, owner, group):
+        super().save(writer, mode, owner, group)
+        if not self.passphrase_file:
+            return
+        if self.passphrase:
+            writer.write(self.passphrase_file, to_passphrase(self.passphrase) + b"\n", mode, secret="passphrase",
+                         owner=owner, group=group)
+        else:
+            writer.remove(self.passphrase_file, secret="passphrase")
 
 
 def _parse_serial(value):
@@ -330,7 +408,7 @@ class LeafCertificate:
                  privatekey_path=None, privatekey_passphrase=None, ca_path=None, ca_privatekey_path=None,
                  ca_privatekey_passphrase=None, csr_path=None, csr_content=None, certificate_content=None,
                  key_type="ecdsa-p256", valid_days=365, renew_before_days=30, chain_path=None,
-                 mode="0644", privatekey_mode="0600", owner=None, group=None):
+                 mode="0644", privatekey_mode="0600", owner=None, group=None, privatekey_passphrase_file=None):
         if operation not in OPERATIONS:
             raise PKIError("operation must be one of %s, not %r" % (", ".join(OPERATIONS), operation))
         if purpose not in ("server", "client"):
@@ -347,6 +425,7 @@ class LeafCertificate:
         self.path = path
         self.privatekey_path = privatekey_path
         self.privatekey_passphrase = privatekey_passphrase
+        self.privatekey_passphrase_file = privatekey_passphrase_file
         self.ca_path = ca_path
         self.ca_privatekey_path = ca_privatekey_path
         self.ca_privatekey_passphrase = ca_privatekey_passphrase
@@ -410,7 +489,7 @@ class LeafCertificate:
         # Read the signer first: a broken CA must fail before any file is touched.
         ca_cert, ca_key, bundle = load_signer(self.ca_path, self.ca_privatekey_path, self.ca_privatekey_passphrase)
         reasons = []
-        key = _Key(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons)
+        key = self._key(reasons)
         cert = _load_existing_cert(self.path)
         if cert is None:
             reasons.append("no readable certificate at %s" % self.path)
@@ -420,13 +499,17 @@ class LeafCertificate:
             cert = self._sign(key.key.public_key(), ca_cert, ca_key)
         key.save(self.writer, self.privatekey_mode, self.owner, self.group)
         self._write_certificate(cert, bool(reasons), self._chain_pem(cert, bundle))
-        return {"reasons": reasons, "certificate": describe(cert)}
+        return {"reasons": reasons + ([key.rekeyed] if key.rekeyed else []), "certificate": describe(cert)}
+
+    def _key(self, reasons):
+        return _HostKey(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons,
+                        self.privatekey_passphrase_file)
 
     # --- request: key (and CSR) on the host that uses them -------------------------------------
 
     def _request(self):
         reasons = []
-        key = _Key(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons)
+        key = self._key(reasons)
         csr = None
         if self.csr_path:
             csr, missing = _load_owned(self.csr_path, load_csr, "CSR")
@@ -442,6 +525,8 @@ class LeafCertificate:
                 self.writer.write(self.csr_path, csr_pem(csr), self.mode, owner=self.owner, group=self.group)
             else:
                 self.writer.attributes(self.csr_path, self.mode, self.owner, self.group)
+        # A new passphrase alone leaves the CSR and the certificate as they are.
+        reasons += [key.rekeyed] if key.rekeyed else []
         result = {"reasons": reasons, "csr": csr_pem(csr).decode("ascii"), "existing_certificate": None,
                   "certificate": None}
         existing = _load_existing_cert(self.path) if self.path else None
@@ -513,7 +598,12 @@ class LeafCertificate:
                                 % self.privatekey_path], "certificate": describe(leaf)}
         if data is None:
             raise PKIError("%s: private key not found; install puts a certificate next to its key" % self.privatekey_path)
-        key = load_private_key(data, self.privatekey_path, self.privatekey_passphrase)
+        key, used = _open_host_key(data, self.privatekey_path, self.privatekey_passphrase,
+                                  self.privatekey_passphrase_file)
+        if used != (to_passphrase(self.privatekey_passphrase) or None) and not self.writer.module.check_mode:
+            # Only check mode may find the key before the request task re-encrypts it.
+            raise PKIError("%s: the private key is not encrypted with privatekey_passphrase yet; "
+                           "operation=request re-encrypts it" % self.privatekey_path)
         problems = []
         if not same_public_key(leaf.public_key(), key.public_key()):
             problems.append("the certificate (%s) does not belong to the private key in %s"

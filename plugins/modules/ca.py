@@ -52,7 +52,7 @@ options:
     description: Passphrase that encrypts the CA private key (when generated) and decrypts it.
     type: str
   common_name:
-    description: Subject common name of the CA.
+    description: Subject common name of the CA; at most 64 printable characters, none of C(;{}"\).
     type: str
     required: true
   key_type:

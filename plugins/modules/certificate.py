@@ -28,7 +28,10 @@ description:
   - When signing a CSR only its public key is used (its signature proves the requester holds
     the key); subject, names and purpose come from this task's options, not from the CSR.
   - Private keys are written with mode O(privatekey_mode) (default C(0600)) before any byte
-    of them lands on disk; diffs show only their size.
+    of them lands on disk; diffs show only their size, and never a passphrase.
+  - A passphrase change re-encrypts the key where nginx's password file, O(privatekey_passphrase_file),
+    still holds the old passphrase, and rewrites that file after the key; without it, a key the
+    passphrase does not decrypt is refused before anything changes.
 author:
   - mtls.nginx contributors (@mtls-nginx)
 requirements:
@@ -70,7 +73,23 @@ options:
     description:
       - Passphrase that encrypts a generated private key and decrypts an existing one. nginx
         reads such a key with C(ssl_password_file) / C(proxy_ssl_password_file).
+      - For V(issue) and V(request), an existing unencrypted key is encrypted with it; with
+        O(privatekey_passphrase_file), a key it does not decrypt but the passphrase in that
+        file does is re-encrypted with it (or written unencrypted when it is empty or omitted).
+        Otherwise a key it does not decrypt is an error, and nothing is written.
     type: str
+  privatekey_passphrase_file:
+    description:
+      - The password file nginx reads the key's passphrase from (C(ssl_password_file) /
+        C(proxy_ssl_password_file)). The path is not secret; its content is never shown.
+      - For V(issue) and V(request), the module owns this file. The passphrase it holds (one
+        trailing newline stripped) opens a key encrypted with a previous passphrase. After the
+        key, it is written with O(privatekey_passphrase) and a newline, with O(privatekey_mode),
+        O(owner) and O(group), or removed when O(privatekey_passphrase) is empty, so key and
+        password file change in one step and always match.
+      - For V(install), only read, so that in check mode a key the V(request) task would
+        re-encrypt still reads.
+    type: path
   chain_path:
     description:
       - Optional file holding the certificate followed by its intermediate CAs, in order,
@@ -111,13 +130,16 @@ options:
   common_name:
     description:
       - Subject common name; the upstream tier passes the client's subject DN to its backend.
-      - Required except for V(install).
+      - Required except for V(install). At most 64 printable characters, none of C(;{}"\).
     type: str
   subject_alt_names:
     description:
       - Subject alternative names as C(DNS:name), C(IP:address) or C(URI:uri) (for example
         C(URI:spiffe://example.org/service)). A bare entry is taken as an IP address when it
         parses as one, otherwise as a DNS name.
+      - A DNS name must be a host name (RFC 1123; C(*.) allowed as its first label), a URI an
+        ASCII absolute URI without whitespace or C(;{}"'\<>). Other names are refused before
+        anything is written; with V(sign), so is a CSR that asks for such names.
       - A server certificate must carry the name the proxy tier verifies (C(proxy_ssl_name)).
     type: list
     elements: str
@@ -210,6 +232,18 @@ EXAMPLES = r"""
     privatekey_path: /etc/nginx/mtls/client.key
     purpose: client
   notify: Reload nginx
+
+# nginx reads the passphrase from proxy_ssl_password_file; a new passphrase re-encrypts the key
+# (opened with the old one still in that file) and then rewrites the file, in one task.
+- name: Encrypted key and its password file on the host
+  mtls.nginx.certificate:
+    operation: request
+    privatekey_path: /etc/nginx/mtls/client.key
+    privatekey_passphrase: "{{ vault_client_key_passphrase }}"
+    privatekey_passphrase_file: /etc/nginx/mtls/client.pass
+    path: /etc/nginx/mtls/client.pem
+    purpose: client
+    common_name: "{{ inventory_hostname }}"
 """
 
 RETURN = r"""
@@ -218,7 +252,7 @@ reasons:
   returned: always
   type: list
   elements: str
-  sample: ["subject alt names are ['DNS:a'], ['DNS:a', 'DNS:b'] were asked"]
+  sample: ["subject alt names are ['DNS:a'], ['DNS:a', 'DNS:b'] were asked", "private key re-encrypted with the new passphrase"]
 csr:
   description: The certificate signing request (PEM) for the key. Public; safe to pass to the controller.
   returned: O(operation=request)
@@ -282,7 +316,12 @@ certificate:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mtls.nginx.plugins.module_utils._crypto import KEY_TYPES, PKIError, require_cryptography
+from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
+    KEY_TYPES,
+    PKIError,
+    check_common_name,
+    require_cryptography,
+)
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
 
 
@@ -293,6 +332,7 @@ def main():
             path=dict(type="path"),
             privatekey_path=dict(type="path", no_log=False),
             privatekey_passphrase=dict(type="str", no_log=True),
+            privatekey_passphrase_file=dict(type="path", no_log=False),
             chain_path=dict(type="path"),
             csr_path=dict(type="path"),
             csr_content=dict(type="str"),
@@ -326,6 +366,9 @@ def main():
 
     writer = FileWriter(module)
     try:
+        if module.params["common_name"] is not None:
+            # Checked here too: sign and issue keep a certificate that still fits without building a name.
+            check_common_name(module.params["common_name"])
         result = LeafCertificate(writer, **module.params).ensure()
     except PKIError as exc:
         module.fail_json(msg=str(exc))

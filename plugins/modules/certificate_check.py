@@ -21,6 +21,10 @@ description:
     and does not revoke the certificate."
   - Accepts everything nginx accepts, such as CRLF line endings, text before the PEM block and a
     leaf followed by its chain.
+  - Refuses a file when any of its PEM blocks is cut short (BEGIN without END), ends with
+    another label's END or has a corrupt body, as nginx refuses the whole file; each message
+    names the file and the block number. A private key in a CA bundle or CRL file, and a
+    certificate in a CRL file (nginx would trust it as a CA), are problems too.
   - Fails with one message listing every problem found, each naming its file. The facts about
     the certificate come back either way, so a playbook can report on expiry.
   - Changes nothing, except a DER certificate converted to PEM with O(convert_der=true).

@@ -242,3 +242,78 @@ def test_ca_bundle_with_an_expired_or_missing_crl_is_refused(pki):
     assert any(p.startswith(crls) and "CRL of CN=Root CA expired" in p for p in problems)
     assert any(p.startswith(crls) and "no CRL signed by CN=Intermediate CA" in p for p in problems)
     assert len(problems) == 2
+
+
+# --- every PEM block must read, as OpenSSL reads them: nginx refuses the whole file otherwise ----
+
+def _cut(pem, keep=200):
+    """A PEM block cut off inside its base64 body, as an interrupted copy leaves it."""
+    return pem[:keep]
+
+
+def _spoil_base64(pem):
+    head, body = pem.split(b"\n", 1)
+    return head + b"\n" + body.replace(b"M", b"!", 1)
+
+
+PEM_BLOCKS = [
+    # (id, file, its content from the pki fixture, check() args, the one problem expected)
+    ("ca-bundle-last-block-truncated", "bundle.pem", lambda p: p["inter"].pem + _cut(p["root"].pem),
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) is truncated: BEGIN without END"),
+    ("ca-path-last-block-truncated", "ca.pem", lambda p: p["root"].pem + _cut(p["inter"].pem),
+     {}, "PEM block 2 (CERTIFICATE) is truncated: BEGIN without END"),
+    ("chain-middle-block-truncated", "cert.pem", lambda p: p["leaf"].pem + _cut(p["inter"].pem) + p["root"].pem,
+     {}, "PEM block 2 (CERTIFICATE) is truncated: BEGIN without END (block 3 begins inside it)"),
+    ("end-label-mismatch", "bundle.pem",
+     lambda p: p["inter"].pem + p["root"].pem.replace(b"END CERTIFICATE", b"END X509 CRL"),
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) ends with END X509 CRL: END does not match BEGIN CERTIFICATE"),
+    ("corrupt-base64-in-block-2", "bundle.pem", lambda p: p["inter"].pem + _spoil_base64(p["root"].pem),
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) has a corrupt base64 body"),
+    ("crl-file-last-crl-truncated", "ca.crl", lambda p: crl(p["inter"]) + _cut(crl(p["root"]), 150),
+     {"crl_path": "ca.crl"}, "PEM block 2 (X509 CRL) is truncated: BEGIN without END"),
+    ("end-without-begin", "bundle.pem", lambda p: p["inter"].pem + p["root"].pem[40:],
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) is missing its BEGIN line: END without BEGIN"),
+    ("indented-begin-line", "bundle.pem", lambda p: p["inter"].pem + b"  " + p["root"].pem,
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) has text around its BEGIN line, where OpenSSL does not see it"),
+    ("empty-block", "bundle.pem",
+     lambda p: p["inter"].pem + b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+     {"purpose": "ca"}, "PEM block 2 (CERTIFICATE) has an empty body"),
+    ("private-key-in-ca-bundle", "bundle.pem", lambda p: p["root"].pem + p["root"].key_pem(),
+     {"purpose": "ca"}, "PEM block 2 (PRIVATE KEY) is a private key; a CA bundle is installed readable by all"),
+    ("certificate-in-crl-file", "ca.crl", lambda p: crl(p["root"]) + issue("Rogue CA", ca=True).pem,
+     {"crl_path": "ca.crl"}, "PEM block 2 (CERTIFICATE) does not belong in a CRL file: nginx would trust it as a CA"),
+]
+
+
+@pytest.mark.parametrize("name,content,extra,says", [b[1:] for b in PEM_BLOCKS], ids=[b[0] for b in PEM_BLOCKS])
+def test_broken_pem_block_is_named_by_file_and_number(pki, name, content, extra, says):
+    path = write(pki["dir"], name, content(pki), 0o644)
+    extra = {k: (os.path.join(str(pki["dir"]), v) if k == "crl_path" else v) for k, v in extra.items()}
+    if extra.get("purpose") == "ca":
+        extra.update(path=path, ca_path=None, privatekey_path=None)
+    problems = run(pki, **extra)[0]
+    assert problems == ["%s: %s" % (path, says)]
+
+
+def test_one_truncated_certificate_keeps_its_message(pki):
+    write(pki["dir"], "cert.pem", _cut(pki["leaf"].pem))
+    problems = run(pki)[0]
+    assert problems == [pki["cert"] + ": the PEM certificate is truncated (PEM block 1: BEGIN without END)"]
+
+
+def test_every_broken_block_is_reported_at_once(pki):
+    path = write(pki["dir"], "bundle.pem", _spoil_base64(pki["inter"].pem) + b"notes\n"
+                 + pki["root"].pem.replace(b"END CERTIFICATE", b"END CRL") + _cut(pki["root"].pem), 0o644)
+    problems = run(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca")[0]
+    assert [p.split(" (CERTIFICATE) ")[0] for p in problems] == [
+        path + ": PEM block 1", path + ": PEM block 2", path + ": PEM block 3"], problems
+
+
+def test_ca_bundle_and_crl_file_with_crlf_and_notes_between_blocks_are_accepted(pki):
+    def crlf(data):
+        return data.replace(b"\n", b"\r\n")
+    path = write(pki["dir"], "bundle.pem", b"# intermediate\n" + crlf(pki["inter"].pem) + b"\n# root\n"
+                 + crlf(pki["root"].pem), 0o644)
+    crls = write(pki["dir"], "ca.crl", crlf(crl(pki["root"])) + b"subject=CN=Intermediate CA\n"
+                 + crlf(crl(pki["inter"])), 0o644)
+    assert run(pki, path=path, ca_path=None, privatekey_path=None, purpose="ca", crl_path=crls)[0] == []

@@ -709,3 +709,203 @@ def test_request_writes_a_missing_csr_file_for_an_existing_key(tmp_path):
     assert writer.changed and any("no CSR at" in r for r in result["reasons"])
     assert (tmp_path / "svc.csr").read_bytes().decode() == result["csr"]
     assert (tmp_path / "svc.key").read_bytes() == key_before
+
+
+# --- 8. a new passphrase for a host key, and nginx's password file --------------------------------
+
+OLD, NEW, STRANGER = "old-pass-4711", "new-pass-0815", "stranger-pass-2323"
+
+
+class PassphraseHost(TwoHosts):
+    """A host whose key nginx opens with the passphrase in ``svc.pass`` (ssl_password_file)."""
+
+    @property
+    def pass_path(self):
+        return str(self.host / "svc.pass")
+
+    def request(self, **kw):
+        return super().request(**dict({"privatekey_passphrase_file": self.pass_path}, **kw))
+
+    def decrypts_with(self, passphrase):
+        try:
+            self.host_key(passphrase)
+        except PKIError:
+            return False
+        return True
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    """A host key encrypted with OLD, its certificate installed, and svc.pass holding OLD."""
+    host = PassphraseHost(tmp_path)
+    host.round(request={"privatekey_passphrase": OLD}, install={"privatekey_passphrase": OLD})
+    assert read(host.pass_path) == (OLD + "\n").encode()
+    return host
+
+
+def _shows_no_secret(writer, *passphrases):
+    text = repr(writer.diff)
+    assert "PRIVATE" not in text
+    for passphrase in passphrases:
+        assert passphrase not in text
+
+
+def test_new_passphrase_re_encrypts_the_key_opened_with_the_old_one(keyed):
+    public_key = _crypto.public_key_bytes(keyed.host_key(OLD).public_key())
+    cert_before = read(keyed.cert_path)
+
+    writer, result = keyed.request(privatekey_passphrase=NEW)
+
+    assert writer.changed
+    assert result["reasons"] == ["private key re-encrypted with the new passphrase"]
+    assert keyed.decrypts_with(NEW) and not keyed.decrypts_with(OLD)
+    assert _crypto.public_key_bytes(keyed.host_key(NEW).public_key()) == public_key
+    assert read(keyed.pass_path) == (NEW + "\n").encode()
+    for path in (keyed.key_path, keyed.pass_path):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # The certificate still belongs to the key: no new one is asked for.
+    assert result["certificate_reasons"] == [] and read(keyed.cert_path) == cert_before
+    _shows_no_secret(writer, OLD, NEW)
+    assert set(writer.diff["after"]) == {keyed.key_path, keyed.pass_path}
+
+
+def test_second_run_with_the_new_passphrase_changes_nothing(keyed):
+    keyed.request(privatekey_passphrase=NEW)
+    before = snapshot(keyed.host)
+    writer, result = keyed.request(privatekey_passphrase=NEW)
+    assert not writer.changed and result["reasons"] == []
+    assert snapshot(keyed.host) == before
+
+
+@pytest.mark.parametrize("password_file,message", [
+    (STRANGER + "\n", "the passphrase (privatekey_passphrase) does not decrypt the private key, nor does the "
+                      "passphrase in {pass_path}"),
+    (None, "the passphrase (privatekey_passphrase) does not decrypt the private key"),
+], ids=["wrong-password-file", "no-password-file"])
+def test_passphrase_that_opens_nothing_fails_and_writes_nothing(keyed, password_file, message):
+    if password_file is None:
+        os.remove(keyed.pass_path)
+    else:
+        (keyed.host / "svc.pass").write_text(password_file)
+    before = snapshot(keyed.host)
+
+    with pytest.raises(PKIError) as error:
+        keyed.request(privatekey_passphrase=NEW)
+
+    assert str(error.value) == keyed.key_path + ": " + message.format(pass_path=keyed.pass_path)
+    for secret in (OLD, NEW, STRANGER):
+        assert secret not in str(error.value)
+    assert snapshot(keyed.host) == before
+
+
+def test_plain_key_is_encrypted_when_a_passphrase_is_given(tmp_path):
+    host = PassphraseHost(tmp_path)
+    host.request()
+    assert host.decrypts_with(None) and not os.path.exists(host.pass_path)
+
+    writer, result = host.request(privatekey_passphrase=NEW)
+
+    assert writer.changed and result["reasons"] == ["private key encrypted with the new passphrase"]
+    assert read(host.key_path).startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert host.decrypts_with(NEW)
+    assert read(host.pass_path) == (NEW + "\n").encode()
+    _shows_no_secret(writer, NEW)
+
+
+def test_empty_passphrase_writes_the_key_unencrypted_and_removes_the_password_file(keyed):
+    writer, result = keyed.request()
+    assert writer.changed
+    assert result["reasons"] == ["private key written unencrypted, as no passphrase is asked any more"]
+    assert read(keyed.key_path).startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert not os.path.exists(keyed.pass_path)
+    assert writer.diff["after"][keyed.pass_path] is None
+    _shows_no_secret(writer, OLD)
+    before = snapshot(keyed.host)
+    assert not keyed.request()[0].changed and snapshot(keyed.host) == before
+
+
+def test_passphrase_change_in_check_mode_writes_nothing_and_install_still_reads_the_key(keyed):
+    before = snapshot(keyed.host)
+    (req_writer, requested), (_w, signed), (inst_writer, installed) = keyed.round(
+        request={"privatekey_passphrase": NEW, "check_mode": True},
+        install={"privatekey_passphrase": NEW, "privatekey_passphrase_file": keyed.pass_path, "check_mode": True})
+    assert req_writer.changed and requested["reasons"] == ["private key re-encrypted with the new passphrase"]
+    assert signed["signed"] is False and not inst_writer.changed
+    assert snapshot(keyed.host) == before
+
+
+def test_install_refuses_a_key_the_request_task_has_not_re_encrypted_yet(keyed):
+    before = snapshot(keyed.host)
+    chain = read(keyed.cert_path).decode("ascii")
+    with pytest.raises(PKIError, match=re.escape(keyed.key_path) + ": the private key is not encrypted with "
+                                       "privatekey_passphrase yet"):
+        keyed.install(chain, privatekey_passphrase=NEW, privatekey_passphrase_file=keyed.pass_path)
+    assert snapshot(keyed.host) == before
+
+
+def test_issue_re_encrypts_with_the_new_passphrase_too(tmp_path):
+    ensure_ca(tmp_path / "ca")
+    args = dict(path=str(tmp_path / "svc.pem"), privatekey_path=str(tmp_path / "svc.key"),
+                privatekey_passphrase_file=str(tmp_path / "svc.pass"),
+                ca_path=str(tmp_path / "ca" / "ca.pem"), ca_privatekey_path=str(tmp_path / "ca" / "ca.key"))
+    run_leaf("issue", privatekey_passphrase=OLD, **args)
+    cert_before = read(tmp_path / "svc.pem")
+
+    writer, result = run_leaf("issue", privatekey_passphrase=NEW, **args)
+
+    assert writer.changed and result["reasons"] == ["private key re-encrypted with the new passphrase"]
+    _crypto.load_private_key(read(tmp_path / "svc.key"), "svc.key", NEW)
+    assert read(tmp_path / "svc.pass") == (NEW + "\n").encode()
+    assert read(tmp_path / "svc.pem") == cert_before
+
+
+def test_ca_key_is_never_re_encrypted(tmp_path):
+    ensure_ca(tmp_path, privatekey_passphrase=OLD)
+    before = snapshot(tmp_path)
+    with pytest.raises(PKIError, match=re.escape(str(tmp_path / "ca.key"))):
+        ensure_ca(tmp_path, privatekey_passphrase=NEW)
+    assert snapshot(tmp_path) == before
+
+
+# --- 9. PEM bundles the operations read: one broken block refuses the whole file ------------------
+
+def _cut(pem, keep=200):
+    return pem[:keep]
+
+
+def test_install_refuses_a_chain_whose_last_block_is_truncated(hosts, intermediate):
+    csr = hosts.request()[1]["csr"]
+    signed = hosts.sign(csr, ca_path=str(intermediate / "chain.pem"),
+                        ca_privatekey_path=str(intermediate / "ca.key"))[1]
+    chain = signed["certificate_pem"].encode("ascii") + _cut(read(intermediate / "ca.pem"))
+    before = snapshot(hosts.host)
+    with pytest.raises(PKIError, match=re.escape("certificate_content: PEM block 2 (CERTIFICATE) is truncated: "
+                                                 "BEGIN without END")):
+        hosts.install(chain.decode("ascii"))
+    assert snapshot(hosts.host) == before
+
+
+def test_sign_refuses_a_ca_bundle_with_a_corrupt_block(hosts, intermediate):
+    bundle = read(intermediate / "chain.pem")
+    spoiled = bundle.replace(b"-----END CERTIFICATE-----", b"-----END X509 CRL-----", 2)
+    spoiled = spoiled.replace(b"-----END X509 CRL-----", b"-----END CERTIFICATE-----", 1)
+    (intermediate / "chain.pem").write_bytes(spoiled)
+    csr = hosts.request()[1]["csr"]
+    before = snapshot(hosts.host, intermediate)
+    with pytest.raises(PKIError, match=re.escape(str(intermediate / "chain.pem") + ": PEM block 2 (CERTIFICATE) "
+                                                 "ends with END X509 CRL")):
+        hosts.sign(csr, ca_path=str(intermediate / "chain.pem"), ca_privatekey_path=str(intermediate / "ca.key"),
+                   path=str(hosts.host / "signed.pem"))
+    assert snapshot(hosts.host, intermediate) == before
+
+
+def test_own_certificate_with_a_truncated_trailing_block_is_written_again(tmp_path):
+    ensure_ca(tmp_path / "ca")
+    args = dict(path=str(tmp_path / "svc.pem"), privatekey_path=str(tmp_path / "svc.key"),
+                ca_path=str(tmp_path / "ca" / "ca.pem"), ca_privatekey_path=str(tmp_path / "ca" / "ca.key"))
+    run_leaf("issue", **args)
+    good = read(tmp_path / "svc.pem")
+    (tmp_path / "svc.pem").write_bytes(good + _cut(good))
+    writer, result = run_leaf("issue", **args)
+    assert writer.changed and result["reasons"] == ["no readable certificate at %s" % args["path"]]
+    assert _crypto.pem_blocks(read(tmp_path / "svc.pem"))[-1].problem is None

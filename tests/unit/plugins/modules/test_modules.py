@@ -131,3 +131,46 @@ def test_tls_probe_reports_a_closed_port_as_failure_when_failure_is_expected(cap
     assert "connection to 127.0.0.1:%d failed" % port in result["error"]
     result, failed = run(tls_probe, {"host": "127.0.0.1", "port": port}, capsys)
     assert failed and result["msg"].startswith("TLS probe of 127.0.0.1:%d" % port)
+
+
+def _files(directory):
+    """Bytes and modification time of every file in ``directory``."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
+
+
+def test_certificate_new_passphrase_re_encrypts_key_and_password_file(tmp_path, capsys):
+    args = {"operation": "request", "purpose": "server", "common_name": "svc",
+            "privatekey_path": str(tmp_path / "svc.key"), "privatekey_passphrase_file": str(tmp_path / "svc.pass")}
+    first, failed = run(certificate, dict(args, privatekey_passphrase="unit-old-pass"), capsys)
+    assert not failed and first["changed"]
+    assert (tmp_path / "svc.pass").read_bytes() == b"unit-old-pass\n"
+
+    before = _files(tmp_path)
+    checked, failed = run(certificate, dict(args, privatekey_passphrase="unit-new-pass"), capsys, check_mode=True)
+    assert not failed and checked["changed"] and _files(tmp_path) == before
+
+    result, failed = run(certificate, dict(args, privatekey_passphrase="unit-new-pass"), capsys)
+    assert not failed and result["changed"]
+    assert result["reasons"] == ["private key re-encrypted with the new passphrase"]
+    assert (tmp_path / "svc.pass").read_bytes() == b"unit-new-pass\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "svc.pass").st_mode) == 0o600
+    text = json.dumps([first, checked, result])
+    assert "unit-old-pass" not in text and "unit-new-pass" not in text and "PRIVATE" not in text
+
+    again, failed = run(certificate, dict(args, privatekey_passphrase="unit-new-pass"), capsys)
+    assert not failed and again["changed"] is False
+
+
+def test_certificate_passphrase_nothing_opens_fails_without_a_change(tmp_path, capsys):
+    args = {"operation": "request", "purpose": "server", "common_name": "svc",
+            "privatekey_path": str(tmp_path / "svc.key"), "privatekey_passphrase_file": str(tmp_path / "svc.pass")}
+    assert not run(certificate, dict(args, privatekey_passphrase="unit-old-pass"), capsys)[1]
+    (tmp_path / "svc.pass").write_bytes(b"unit-other-pass\n")
+    before = _files(tmp_path)
+
+    result, failed = run(certificate, dict(args, privatekey_passphrase="unit-new-pass"), capsys)
+
+    assert failed and result["msg"].startswith(str(tmp_path / "svc.key") + ": the passphrase")
+    assert "does not decrypt" in result["msg"] and str(tmp_path / "svc.pass") in result["msg"]
+    assert not any(p in json.dumps(result) for p in ("unit-old-pass", "unit-new-pass", "unit-other-pass"))
+    assert _files(tmp_path) == before
