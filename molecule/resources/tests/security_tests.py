@@ -1,0 +1,366 @@
+"""Attacks that a single well-formed request cannot show, replayed against the deployed tiers:
+identity over time (session resumption, revocation while connections stay open), identity
+beside the operator's own configuration (another TLS site on the mTLS port, hostile http-level
+header settings), and role variables that try to inject nginx configuration.
+
+Shared by the Debian 12 and 13 matrix scenarios (see matrix-converge.yml for the operator's
+configuration they run beside). Tests that change the hosts put back what they change.
+"""
+
+import json
+import os
+import re
+import shlex
+
+import pytest
+from cryptography import x509
+from matrix_tests import (EPHEMERAL, PROXY_PKI, UPSTREAM_PKI, as_proxy, fingerprint_of_files, make_client, name_of,
+                          put, refused_reason, with_client)
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from mtls_testing import curl, run_playbook
+
+DOOMED_PKI = "/etc/nginx/mtls/mtls-doomed"
+PKI = os.path.join(EPHEMERAL, "pki")
+OTHER_CA = os.path.join(EPHEMERAL, "other-ca")
+REQUEST = "GET /%s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
+
+
+def extra_inventory(tmp_path, hosts=None, all_vars=None):
+    """A second inventory source, as an operator's host_vars would add it."""
+    directory = tmp_path / "inventory"
+    directory.mkdir()
+    (directory / "hosts.yml").write_text(json.dumps({"all": {"hosts": hosts or {}, "vars": all_vars or {}}}))
+    return str(directory)
+
+
+def s_client(host, upstream, version, pki, path, session_out=None, session_in=None):
+    """One request over a fresh TLS connection made by openssl, optionally saving or resuming
+    a session; returns openssl's whole output (handshake summary and HTTP answer)."""
+    options = ["-connect", "%s:8443" % name_of(upstream), "-servername", name_of(upstream), "-" + version,
+               "-cert", pki + "/client-chain.pem", "-key", pki + "/client.key",
+               "-CAfile", pki + "/upstream-ca.pem", "-ign_eof"]
+    if session_out:
+        options += ["-sess_out", session_out]
+    if session_in:
+        options += ["-sess_in", session_in]
+    return host.run("printf '%s' | timeout 10 openssl s_client %s 2>&1"
+                    % (REQUEST % (path, name_of(upstream)), " ".join(shlex.quote(o) for o in options))).stdout
+
+
+def serial_of(host, path):
+    return "%X" % x509.load_pem_x509_certificate(host.file(path).content).serial_number
+
+
+# --- sessions and revocation ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_the_upstream_resumes_no_tls_session(proxy, upstream, version):
+    # A resumed session carries the verify result of its first handshake: a CRL loaded since
+    # would never be consulted for it.
+    first = s_client(proxy, upstream, version, PROXY_PKI, "first", session_out="/root/resume-%s" % version)
+    assert "HTTP/1.1 200" in first, first
+    session = proxy.file("/root/resume-%s" % version)
+    second = s_client(proxy, upstream, version, PROXY_PKI, "second",
+                      session_in=session.path if session.exists else None)
+    assert "HTTP/1.1 200" in second, second
+    assert "Reused, " not in second and "New, " in second, second
+
+
+@pytest.fixture(scope="module")
+def revoked(proxy, upstreams, tmp_path_factory):
+    """The documented revocation, run while the doomed service keeps upstream connections alive
+    and holds saved TLS sessions: its client certificate and the first upstream's server
+    certificate are added to mtls_pki_revoked_serials and mtls.nginx.site runs. Afterwards the
+    inventory is put back and the site runs again."""
+    first = upstreams[0]
+    sessions = {}
+    for version in ("tls1_2", "tls1_3"):
+        sessions[version] = "/root/doomed-%s" % version
+        answer = s_client(proxy, first, version, DOOMED_PKI, "before", session_out=sessions[version])
+        assert "HTTP/1.1 200" in answer, answer
+    # Warm the doomed service's kept-alive pool to both upstreams.
+    for i in range(6):
+        assert curl(proxy, "http://127.0.0.1:8084/warm/%d" % i).status == 200
+    serials = ["7E57ED0001", serial_of(proxy, DOOMED_PKI + "/client.pem"),
+               serial_of(first, UPSTREAM_PKI + "/server.pem")]
+    main_identity = 'dn="CN=%s"' % name_of(proxy)
+    before = first.file("/var/log/nginx/mtls-upstream.access.log").content_string.count(main_identity)
+    rc, out, _ = run_playbook("mtls.nginx.site", "-i",
+                              extra_inventory(tmp_path_factory.mktemp("revoke"),
+                                              all_vars={"mtls_pki_revoked_serials": serials}))
+    assert rc == 0, out[-3000:]
+    # Straight after the run, before anything else: nothing may have been given time to expire.
+    state = {
+        "pool": [curl(proxy, "http://127.0.0.1:8084/after/%d" % i) for i in range(8)],
+        "resumed": {v: s_client(proxy, first, v, DOOMED_PKI, "resumed",
+                                session_in=path if proxy.file(path).exists else None)
+                    for v, path in sessions.items()},
+        "main": [curl(proxy, "http://127.0.0.1:8080/main/%d" % i) for i in range(8)],
+        "first_log_lines": first.file("/var/log/nginx/mtls-upstream.access.log").content_string.count(main_identity)
+        - before,
+        "proxy_error_log": proxy.file("/var/log/nginx/mtls-proxy.error.log").content_string,
+    }
+    yield state
+    rc, out, _ = run_playbook("mtls.nginx.site")
+    assert rc == 0, out[-3000:]
+    assert curl(proxy, "http://127.0.0.1:8084/restored").status == 200
+
+
+def test_a_revoked_client_is_refused_through_the_kept_alive_proxy_pool(revoked):
+    for response in revoked["pool"]:
+        assert refused_reason(response) == "certificate revoked"
+
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_a_revoked_client_cannot_resume_its_session(revoked, version):
+    answer = revoked["resumed"][version]
+    assert "Reused, " not in answer, answer
+    assert "HTTP/1.1 400" in answer and "certificate revoked" in answer, answer
+
+
+def test_an_upstream_with_a_revoked_certificate_gets_no_request(revoked):
+    # proxy_ssl_crl: the proxy refuses the first upstream and fails over to the second.
+    assert [r.status for r in revoked["main"]] == [200] * len(revoked["main"])
+    assert "certificate revoked" in revoked["proxy_error_log"]
+    assert revoked["first_log_lines"] == 0
+
+
+# --- another TLS site on the mTLS port -------------------------------------------------------------
+
+def _partner_client(proxy):
+    cert, key = make_client(OTHER_CA, "partner-client")
+    put(proxy, "/root/partner.pem", cert, "0644")
+    put(proxy, "/root/partner.key", key)
+    return ["--cert", "/root/partner.pem", "--key", "/root/partner.key"]
+
+
+def test_a_partner_client_without_sni_is_verified_by_the_mtls_site(proxy, upstream):
+    # No SNI (an address in the URL) and Host naming the mTLS site: the handshake must be this
+    # site's, whose CA does not know the partner's client.
+    address = upstream.interface("eth0").addresses[0]
+    response = curl(proxy, "https://%s:8443/" % address, "-k", "-H", "Host: orders.internal", *_partner_client(proxy))
+    assert response.status == 400, response.body
+    assert "X-Client-Verify" not in response.body
+
+
+def test_a_partner_client_naming_the_partner_site_cannot_reach_the_mtls_site(proxy, upstream):
+    address = upstream.interface("eth0").addresses[0]
+    response = curl(proxy, "https://api.internal:8443/", "-k", "--resolve", "api.internal:8443:" + address,
+                    "-H", "Host: orders.internal", *_partner_client(proxy))
+    assert response.status == 421, response.body
+
+
+def test_the_partner_site_keeps_serving_its_own_clients(proxy, upstream):
+    address = upstream.interface("eth0").addresses[0]
+    response = curl(proxy, "https://api.internal:8443/", "-k", "--resolve", "api.internal:8443:" + address,
+                    *_partner_client(proxy))
+    assert response.status == 200
+    assert response.body == "partner api: SUCCESS CN=partner-client\n"
+
+
+# --- the proxy tier is no open relay -----------------------------------------------------------------
+
+def test_the_proxy_refuses_neighbours_whatever_it_listens_on(proxy, upstream):
+    # mtls_proxy_listen includes "8180" (every address); the neighbour is not a local client.
+    response = curl(upstream, "http://%s:8180/relay" % name_of(proxy))
+    assert response.status == 403
+    assert response.json()["error"] == "forbidden"
+    assert "backend" not in response.body
+    assert curl(proxy, "http://127.0.0.1:8180/local").status == 200
+
+
+def test_the_proxy_serves_neighbours_only_from_its_allowed_sources(proxy, upstream):
+    # The reporting service lists the scenario's network in mtls_proxy_allowed_sources.
+    response = curl(upstream, "http://%s:8183/allowed" % name_of(proxy))
+    assert response.status == 200
+    assert response.json()["headers"]["X-Client-DN"] == "CN=reporting." + name_of(proxy)
+
+
+# --- headers a client sends ----------------------------------------------------------------------------
+
+IDENTITY = {"x-client-cert", "x-client-verify", "x-client-dn", "x-client-serial", "x-client-fingerprint",
+            "x-client-issuer-dn"}
+
+
+def _identity_names(seen):
+    return sorted(name for name in seen if name.lower().replace("_", "-") in IDENTITY)
+
+
+@pytest.mark.parametrize("route", ["straight", "through the proxy"])
+def test_underscore_spellings_of_identity_headers_never_reach_the_backend(proxy, upstream, route):
+    # The operator's nginx.conf sets underscores_in_headers on and ignore_invalid_headers off.
+    forged = ["-H", "X_Client_DN: CN=forged", "-H", "X_Client_Verify: SUCCESS", "-H", "X-Client_DN: CN=forged",
+              "-H", "x_client_fingerprint: 00"]
+    if route == "straight":
+        seen = as_proxy(proxy, upstream, *forged).json()["headers"]
+    else:
+        seen = curl(proxy, "http://127.0.0.1:8080/", *forged).json()["headers"]
+    assert _identity_names(seen) == sorted(["X-Client-Cert", "X-Client-Verify", "X-Client-DN", "X-Client-Serial",
+                                            "X-Client-Fingerprint", "X-Client-Issuer-DN"]), seen
+    assert seen["X-Client-DN"] == "CN=" + name_of(proxy)
+    assert "forged" not in json.dumps(seen)
+
+
+def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_backend(proxy, upstream):
+    sent = {"X-Real-IP": "203.0.113.7", "Forwarded": "for=203.0.113.7;host=evil.example",
+            "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil.example", "X-Original-URL": "/admin/",
+            "X-Client-Issuer-DN": "CN=forged CA", "SSL-Client-Verify": "SUCCESS", "Client-Cert": ":Zm9yZ2Vk:",
+            "X-Forwarded-Tls-Client-Cert": "forged", "X-ARR-ClientCert": "forged"}
+    options = [o for name, value in sent.items() for o in ("-H", "%s: %s" % (name, value))]
+    seen = as_proxy(proxy, upstream, *options).json()["headers"]
+    peer = proxy.interface("eth0").addresses[0]
+    assert seen["X-Forwarded-For"] == peer and seen["X-Real-IP"] == peer
+    assert seen["X-Forwarded-Proto"] == "https"
+    assert seen["X-Client-Issuer-DN"] == "CN=mtls.nginx CA"
+    for name in ("Forwarded", "X-Forwarded-Host", "X-Original-URL", "SSL-Client-Verify", "Client-Cert",
+                 "X-Forwarded-Tls-Client-Cert", "X-ARR-ClientCert"):
+        assert name not in seen, (name, seen)
+    assert "203.0.113.7" not in json.dumps(seen) and "forged" not in json.dumps(seen)
+
+
+# --- allow-lists: exact identities, every spelling of a path ---------------------------------------
+
+@pytest.mark.parametrize("path", ["/ADMIN/", "/Admin/x", "/admin;/", "/admin%3B/", "/admin%20/", "//admin/",
+                                  "/admin", "/admin./users", "/ADMIN;jsessionid=1/users"])
+def test_every_spelling_of_an_allow_listed_path_is_guarded(proxy, path):
+    response = curl(proxy, "http://127.0.0.1:8080" + path, "--path-as-is")
+    assert response.status == 403, (path, response.body)
+    assert "backend" not in response.body
+
+
+def test_allow_listed_spellings_still_reach_the_allowed_identity_and_others_are_unguarded(proxy):
+    assert curl(proxy, "http://127.0.0.1:8080/BILLING;v=2/invoices", "--path-as-is").status == 200
+    assert curl(proxy, "http://127.0.0.1:8083/Billing/invoices").status == 403
+    for path in ("/administrator/", "/billings/", "/"):
+        assert curl(proxy, "http://127.0.0.1:8083" + path).status == 200, path
+
+
+def test_a_subject_allow_list_compares_exactly(proxy, upstream):
+    # allowed_subjects: ["CN=ops-console"]; nginx's map alone would also admit other cases.
+    for cn in ("OPS-CONSOLE", "Ops-Console", "ops-console "):
+        cert, key = make_client(PKI, cn)
+        assert with_client(proxy, upstream, "case", cert, key, path="/admin/").status == 403, cn
+    cert, key = make_client(PKI, "ops-console")
+    assert with_client(proxy, upstream, "exact", cert, key, path="/admin/").status == 200
+
+
+# --- role variables that try to inject nginx configuration -----------------------------------------
+
+HOSTILE_UPSTREAM = {
+    "mtls_upstream_backend_url": "http://127.0.0.1:8000;server evil.invalid:8000",
+    "mtls_upstream_server_name": "orders.internal; location /x { return 200; }",
+    "mtls_upstream_subject_alt_names": ["DNS:orders.internal", "DNS:a; {"],
+    "mtls_upstream_listen": ["8443 default_server; listen 9999"],
+    "mtls_upstream_locations": [{"path": "/x { return 200; } location /y"},
+                                {"path": "/admin/", "allowed_subjects": ["~.*"]},
+                                {"path": "/ops/", "allowed_subjects": ["CN=a\nCN=b"]}],
+    "mtls_upstream_identity_headers": {"certificate": "X-Client-Cert", "verify": "X-Client-Verify",
+                                       "subject_dn": "X-Client DN", "serial": "X-Client-Serial",
+                                       "fingerprint": "X-Client-Fingerprint"},
+    "mtls_upstream_cleared_headers": ["X-SSL-Cert;"],
+    "mtls_upstream_ssl_ciphers": ["HIGH; ssl_verify_client off"],
+    "mtls_upstream_ssl_ecdh_curve": ["X25519;"],
+    "mtls_upstream_config_name": "../../tmp/x",
+}
+HOSTILE_PROXY = {
+    "mtls_proxy_upstream_servers": ["orders.internal:8443; server evil.invalid:8443"],
+    "mtls_proxy_upstream_name": "orders.internal; proxy_ssl_verify off",
+    "mtls_proxy_listen": ["0.0.0.0:8080; allow all"],
+    "mtls_proxy_allowed_sources": ["all"],
+    "mtls_proxy_common_name": "x\"; }",
+    "mtls_proxy_connect_timeout": "5s; proxy_ssl_verify off",
+    "mtls_proxy_subject_alt_names": ["URI:spiffe://x y"],
+}
+# Each hostile value, by the name the refusal must give it.
+REFUSED = ["mtls_upstream_backend_url", "mtls_upstream_server_name", "mtls_upstream_subject_alt_names[1]",
+           "mtls_upstream_listen[0]", "mtls_upstream_locations[0].path",
+           "mtls_upstream_locations[1].allowed_subjects[0]", "mtls_upstream_locations[2].allowed_subjects[0]",
+           "mtls_upstream_identity_headers.subject_dn", "mtls_upstream_cleared_headers[0]",
+           "mtls_upstream_ssl_ciphers[0]", "mtls_upstream_ssl_ecdh_curve[0]", "mtls_upstream_config_name",
+           "mtls_proxy_upstream_servers[0]", "mtls_proxy_upstream_name", "mtls_proxy_listen[0]",
+           "mtls_proxy_allowed_sources[0]", "mtls_proxy_common_name", "mtls_proxy_connect_timeout",
+           "mtls_proxy_subject_alt_names[0]"]
+
+
+@pytest.mark.parametrize("tier", ["upstream", "proxy"])
+def test_hostile_role_variables_are_refused_before_any_change(proxy, upstream, tier, tmp_path):
+    assert len(REFUSED) >= 15
+    host, hostile = {"upstream": (upstream, HOSTILE_UPSTREAM), "proxy": (proxy, HOSTILE_PROXY)}[tier]
+    before = fingerprint_of_files(host)
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", extra_inventory(tmp_path, hosts={name_of(host): hostile}),
+                                  "--limit", name_of(host))
+
+    assert rc != 0
+    missing = [name for name in REFUSED if name.startswith("mtls_%s_" % tier)
+               and not re.search(re.escape(name) + r": ", out)]
+    assert not missing, "not named in the refusal: %s\n%s" % (missing, out[-6000:])
+    assert recap[name_of(host)]["failed"] == 1 and recap[name_of(host)]["changed"] == 0, recap
+    assert fingerprint_of_files(host) == before
+    assert "evil.invalid" not in host.run("nginx -T 2>/dev/null").stdout
+    assert curl(proxy, "http://127.0.0.1:8080/").status == 200
+
+
+# --- files that would break nginx, and the run that repairs a host ---------------------------------
+
+def test_a_ca_bundle_with_a_truncated_block_is_refused_before_any_change(proxy, upstream, tmp_path):
+    server_cert, server_key = make_client(PKI, "orders.internal", eku=ExtendedKeyUsageOID.SERVER_AUTH,
+                                          dns_names=("orders.internal", name_of(upstream)))
+    with open(os.path.join(PKI, "ca.pem"), "rb") as handle:
+        ca = handle.read()
+    with open(os.path.join(OTHER_CA, "ca.pem"), "rb") as handle:
+        other = handle.read()
+    files = {"orders.pem": server_cert, "orders.key": server_key,
+             "clients-ca.pem": ca + other[: len(other) * 2 // 3]}  # the last block loses its END line
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o600)
+    inventory = extra_inventory(tmp_path, hosts={name_of(upstream): {
+        "mtls_upstream_certificate_source": "files",
+        "mtls_upstream_certificate_file": str(tmp_path / "orders.pem"),
+        "mtls_upstream_private_key_file": str(tmp_path / "orders.key"),
+        "mtls_upstream_client_ca_file": str(tmp_path / "clients-ca.pem")}})
+    before = fingerprint_of_files(upstream)
+
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(upstream))
+
+    assert rc != 0
+    assert re.search(re.escape(str(tmp_path / "clients-ca.pem")) + r": PEM block 2 .*truncated", out), out[-3000:]
+    assert recap[name_of(upstream)]["failed"] == 1 and recap[name_of(upstream)]["changed"] == 0
+    assert fingerprint_of_files(upstream) == before
+
+
+def test_a_run_with_good_inputs_repairs_an_upstream_whose_nginx_stopped_on_a_broken_file(proxy, upstream):
+    ca_file = UPSTREAM_PKI + "/client-ca.pem"
+    upstream.run_expect([0], "head -n 3 %s > /root/broken-ca.pem && cp /root/broken-ca.pem %s" % (ca_file, ca_file))
+    upstream.run("systemctl restart nginx")
+    try:
+        assert not upstream.service("nginx").is_running, "nginx started on a truncated CA bundle"
+    finally:
+        rc, out, _ = run_playbook("mtls.nginx.site", "--limit", name_of(upstream))
+    assert rc == 0, out[-3000:]
+    assert upstream.service("nginx").is_running
+    assert as_proxy(proxy, upstream).status == 200
+
+
+def test_a_new_key_passphrase_re_encrypts_the_key_and_nginx_restarts_with_it(proxy, upstreams, tmp_path):
+    second = upstreams[1]  # its key is encrypted (mtls_upstream_private_key_passphrase)
+    key_before = second.file(UPSTREAM_PKI + "/server.key").content_string
+    inventory = extra_inventory(tmp_path, hosts={name_of(second): {
+        "mtls_upstream_private_key_passphrase": "a2-new-passphrase"}})
+    try:
+        rc, out, _ = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(second))
+        assert rc == 0, out[-3000:]
+        assert "a2-new-passphrase" not in out
+        assert second.file(UPSTREAM_PKI + "/server.pass").content_string == "a2-new-passphrase\n"
+        key_after = second.file(UPSTREAM_PKI + "/server.key").content_string
+        assert key_after != key_before and key_after.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        # A restart reads key and password file afresh: they must match.
+        second.run_expect([0], "systemctl restart nginx")
+        assert as_proxy(proxy, second).status == 200
+    finally:
+        rc, out, _ = run_playbook("mtls.nginx.site", "--limit", name_of(second))
+    assert rc == 0, out[-3000:]
+    assert second.file(UPSTREAM_PKI + "/server.pass").content_string == "a2-passphrase-for-tests\n"
+    second.run_expect([0], "systemctl restart nginx")
+    assert as_proxy(proxy, second).status == 200
