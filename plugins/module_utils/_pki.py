@@ -599,7 +599,7 @@ class LeafCertificate:
         if data is None:
             raise PKIError("%s: private key not found; install puts a certificate next to its key" % self.privatekey_path)
         key, used = _open_host_key(data, self.privatekey_path, self.privatekey_passphrase,
-                                  self.privatekey_passphrase_file)
+                                   self.privatekey_passphrase_file)
         if used != (to_passphrase(self.privatekey_passphrase) or None) and not self.writer.module.check_mode:
             # Only check mode may find the key before the request task re-encrypts it.
             raise PKIError("%s: the private key is not encrypted with privatekey_passphrase yet; "

@@ -31,18 +31,19 @@ DAY = datetime.timedelta(days=1)
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _load_ca(directory):
-    with open(os.path.join(directory, "ca.pem"), "rb") as f:
+def _load_ca(directory, name="ca"):
+    with open(os.path.join(directory, name + ".pem"), "rb") as f:
         cert = x509.load_pem_x509_certificate(f.read())
-    with open(os.path.join(directory, "ca.key"), "rb") as f:
+    with open(os.path.join(directory, name + ".key"), "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     return cert, key
 
 
 def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=ExtendedKeyUsageOID.CLIENT_AUTH,
-                dns_names=()):
-    """A client certificate and key (PEM) signed by the CA in ``ca_dir``, with the flaw asked for."""
-    ca_cert, ca_key = _load_ca(ca_dir)
+                dns_names=(), issuer="ca"):
+    """A client certificate and key (PEM) signed by the CA ``issuer`` (``ca`` or ``intermediate``)
+    in ``ca_dir``, with the flaw asked for."""
+    ca_cert, ca_key = _load_ca(ca_dir, issuer)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))

@@ -837,8 +837,8 @@ def test_passphrase_change_in_check_mode_writes_nothing_and_install_still_reads_
 def test_install_refuses_a_key_the_request_task_has_not_re_encrypted_yet(keyed):
     before = snapshot(keyed.host)
     chain = read(keyed.cert_path).decode("ascii")
-    with pytest.raises(PKIError, match=re.escape(keyed.key_path) + ": the private key is not encrypted with "
-                                       "privatekey_passphrase yet"):
+    message = re.escape(keyed.key_path) + ": the private key is not encrypted with privatekey_passphrase yet"
+    with pytest.raises(PKIError, match=message):
         keyed.install(chain, privatekey_passphrase=NEW, privatekey_passphrase_file=keyed.pass_path)
     assert snapshot(keyed.host) == before
 
