@@ -157,6 +157,26 @@ def test_the_partner_site_keeps_serving_its_own_clients(proxy, upstream):
     assert response.body == "partner api: SUCCESS CN=partner-client\n"
 
 
+def test_the_role_refuses_to_share_its_port_with_another_default_server(proxy, upstream, tmp_path):
+    api = "/etc/nginx/conf.d/api.conf"
+    original = upstream.file(api).content_string
+    upstream.run_expect([0], "cp -p %s /root/api.conf.orig && sed -i 's/listen 8443 ssl;/listen 8443 ssl default_server;/' %s"
+                        % (api, api))
+    try:
+        dropin_before = upstream.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string
+        # Any change to the rendered config has it tested with the whole configuration.
+        inventory = extra_inventory(tmp_path, hosts={name_of(upstream): {"mtls_upstream_backend_keepalive": 17}})
+        rc, out = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(upstream))[:2]
+        assert rc != 0
+        assert "duplicate default server" in out and "the mTLS upstream must be (mtls_upstream_default_server)" in out, \
+            out[-3000:]
+        assert upstream.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string == dropin_before
+    finally:
+        upstream.run_expect([0], "cp -p /root/api.conf.orig " + api)
+    assert upstream.file(api).content_string == original
+    assert as_proxy(proxy, upstream).status == 200
+
+
 # --- the proxy tier is no open relay -----------------------------------------------------------------
 
 def test_the_proxy_refuses_neighbours_whatever_it_listens_on(proxy, upstream):
