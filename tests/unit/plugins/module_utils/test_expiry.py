@@ -155,7 +155,11 @@ def test_broken_file_is_a_critical_item_naming_file_and_problem(tmp_path, root, 
 def test_missing_path_fifo_and_dangling_link_are_reported(tmp_path):
     os.mkfifo(str(tmp_path / "fifo.pem"))
     os.symlink(str(tmp_path / "gone"), str(tmp_path / "link.pem"))
-    items = scan([str(tmp_path), str(tmp_path / "nope")], now=T)
+    try:
+        items = scan([str(tmp_path), str(tmp_path / "nope")], now=T)
+    finally:
+        # pytest keeps tmp_path; a FIFO left there blocks whatever later reads every file in /tmp.
+        os.unlink(str(tmp_path / "fifo.pem"))
     assert sorted(i["error"] for i in items) == sorted([
         "%s/fifo.pem: is not a regular file" % tmp_path,
         "%s/link.pem: no such file (certificate or CRL expected)" % tmp_path,
