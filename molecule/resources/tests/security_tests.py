@@ -22,6 +22,7 @@ from mtls_testing import curl, run_playbook
 DOOMED_PKI = "/etc/nginx/mtls/mtls-doomed"
 PKI = os.path.join(EPHEMERAL, "pki")
 OTHER_CA = os.path.join(EPHEMERAL, "other-ca")
+SERVICE = "orders.internal"  # mtls_upstream_server_name in the matrix inventories
 REQUEST = "GET /%s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
 
 
@@ -36,7 +37,8 @@ def extra_inventory(tmp_path, hosts=None, all_vars=None):
 def s_client(host, upstream, version, pki, path, session_out=None, session_in=None):
     """One request over a fresh TLS connection made by openssl, optionally saving or resuming
     a session; returns openssl's whole output (handshake summary and HTTP answer)."""
-    options = ["-connect", "%s:8443" % name_of(upstream), "-servername", name_of(upstream), "-" + version,
+    # The service name, as the proxy tier sends it: SNI and Host both name the mTLS site.
+    options = ["-connect", "%s:8443" % name_of(upstream), "-servername", SERVICE, "-" + version,
                "-cert", pki + "/client-chain.pem", "-key", pki + "/client.key",
                "-CAfile", pki + "/upstream-ca.pem", "-ign_eof"]
     if session_out:
@@ -44,7 +46,7 @@ def s_client(host, upstream, version, pki, path, session_out=None, session_in=No
     if session_in:
         options += ["-sess_in", session_in]
     return host.run("printf '%s' | timeout 10 openssl s_client %s 2>&1"
-                    % (REQUEST % (path, name_of(upstream)), " ".join(shlex.quote(o) for o in options))).stdout
+                    % (REQUEST % (path, SERVICE), " ".join(shlex.quote(o) for o in options))).stdout
 
 
 def serial_of(host, path):
@@ -126,6 +128,12 @@ def test_an_upstream_with_a_revoked_certificate_gets_no_request(revoked):
 
 # --- another TLS site on the mTLS port -------------------------------------------------------------
 
+@pytest.fixture
+def partnered(upstreams):
+    """The upstream host whose mTLS port the operator's partner API shares (matrix-converge.yml)."""
+    return upstreams[-1]
+
+
 def _partner_client(proxy):
     cert, key = make_client(OTHER_CA, "partner-client")
     put(proxy, "/root/partner.pem", cert, "0644")
@@ -133,48 +141,48 @@ def _partner_client(proxy):
     return ["--cert", "/root/partner.pem", "--key", "/root/partner.key"]
 
 
-def test_a_partner_client_without_sni_is_verified_by_the_mtls_site(proxy, upstream):
+def test_a_partner_client_without_sni_is_verified_by_the_mtls_site(proxy, partnered):
     # No SNI (an address in the URL) and Host naming the mTLS site: the handshake must be this
     # site's, whose CA does not know the partner's client.
-    address = upstream.interface("eth0").addresses[0]
+    address = partnered.interface("eth0").addresses[0]
     response = curl(proxy, "https://%s:8443/" % address, "-k", "-H", "Host: orders.internal", *_partner_client(proxy))
     assert response.status == 400, response.body
     assert "X-Client-Verify" not in response.body
 
 
-def test_a_partner_client_naming_the_partner_site_cannot_reach_the_mtls_site(proxy, upstream):
-    address = upstream.interface("eth0").addresses[0]
+def test_a_partner_client_naming_the_partner_site_cannot_reach_the_mtls_site(proxy, partnered):
+    address = partnered.interface("eth0").addresses[0]
     response = curl(proxy, "https://api.internal:8443/", "-k", "--resolve", "api.internal:8443:" + address,
                     "-H", "Host: orders.internal", *_partner_client(proxy))
     assert response.status == 421, response.body
 
 
-def test_the_partner_site_keeps_serving_its_own_clients(proxy, upstream):
-    address = upstream.interface("eth0").addresses[0]
+def test_the_partner_site_keeps_serving_its_own_clients(proxy, partnered):
+    address = partnered.interface("eth0").addresses[0]
     response = curl(proxy, "https://api.internal:8443/", "-k", "--resolve", "api.internal:8443:" + address,
                     *_partner_client(proxy))
     assert response.status == 200
     assert response.body == "partner api: SUCCESS CN=partner-client\n"
 
 
-def test_the_role_refuses_to_share_its_port_with_another_default_server(proxy, upstream, tmp_path):
+def test_the_role_refuses_to_share_its_port_with_another_default_server(proxy, partnered, tmp_path):
     api = "/etc/nginx/conf.d/api.conf"
-    original = upstream.file(api).content_string
-    upstream.run_expect([0], "cp -p %s /root/api.conf.orig && sed -i 's/listen 8443 ssl;/listen 8443 ssl default_server;/' %s"
-                        % (api, api))
+    original = partnered.file(api).content_string
+    make_default = "sed -i 's/listen 8443 ssl;/listen 8443 ssl default_server;/' " + api
+    partnered.run_expect([0], "cp -p %s /root/api.conf.orig && %s" % (api, make_default))
     try:
-        dropin_before = upstream.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string
+        dropin_before = partnered.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string
         # Any change to the rendered config has it tested with the whole configuration.
-        inventory = extra_inventory(tmp_path, hosts={name_of(upstream): {"mtls_upstream_backend_keepalive": 17}})
-        rc, out = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(upstream))[:2]
+        inventory = extra_inventory(tmp_path, hosts={name_of(partnered): {"mtls_upstream_backend_keepalive": 17}})
+        rc, out = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(partnered))[:2]
         assert rc != 0
         assert "duplicate default server" in out and "the mTLS upstream must be (mtls_upstream_default_server)" in out, \
             out[-3000:]
-        assert upstream.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string == dropin_before
+        assert partnered.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string == dropin_before
     finally:
-        upstream.run_expect([0], "cp -p /root/api.conf.orig " + api)
-    assert upstream.file(api).content_string == original
-    assert as_proxy(proxy, upstream).status == 200
+        partnered.run_expect([0], "cp -p /root/api.conf.orig " + api)
+    assert partnered.file(api).content_string == original
+    assert as_proxy(proxy, partnered).status == 200
 
 
 # --- the proxy tier is no open relay -----------------------------------------------------------------
