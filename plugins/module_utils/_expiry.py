@@ -13,11 +13,10 @@ import fnmatch
 import math
 import os
 import stat
-import tempfile
 
 from ._check import Problems, _looks_der, _read
 from ._crypto import PKIError, crl_next_update, is_ca, not_after, pem_blocks, utcnow
-from ._files import read_file
+from ._files import atomic_write, read_file
 
 try:
     from cryptography import x509
@@ -287,31 +286,10 @@ def write_metrics(path, text, check_mode=False, mode=0o644):
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
             os.chmod(directory, 0o755)
-        _atomic_write(path, text.encode("utf-8"), mode)
+        atomic_write(path, text.encode("utf-8"), mode)
     except OSError as exc:
         raise MetricsError("%s: cannot be written: %s" % (path, exc.strerror or exc))
     return changed, old_text, text
-
-
-def _atomic_write(path, content, mode):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        # The rename itself survives a crash only once the directory is on disk too.
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def check_options(warning_days, critical_days, crl_warning_days, crl_critical_days):

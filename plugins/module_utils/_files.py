@@ -76,18 +76,33 @@ class FileWriter:
             from ._crypto import PKIError
 
             raise PKIError("%s: directory %s does not exist" % (path, directory))
-        fd, tmp = tempfile.mkstemp(prefix=".mtls-", dir=directory)
+        atomic_write(path, content, int(mode, 8) if isinstance(mode, str) else mode)
+
+
+def atomic_write(path, content, mode):
+    """Replace ``path`` with ``content``: a temporary file in the same directory, its mode set
+    before the content lands (a key is never readable by others) and its owner kept, flushed to
+    disk, then renamed over ``path``; readers see the old file or the new one, never half."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".mtls-", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        _keep_owner(fd, path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # os.replace keeps the mode set above; atomic_move would widen a new file to 0644 first.
+        os.replace(tmp, path)
+        # The rename itself survives a crash only once the directory is on disk too.
+        dir_fd = os.open(directory, os.O_RDONLY)
         try:
-            # The mode is set before the content lands, so a key is never readable by others.
-            os.fchmod(fd, int(mode, 8) if isinstance(mode, str) else mode)
-            _keep_owner(fd, path)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            # os.replace keeps the mode set above; atomic_move would widen a new file to 0644 first.
-            os.replace(tmp, path)
+            os.fsync(dir_fd)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _shown(content, secret):
