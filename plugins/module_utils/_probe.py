@@ -14,6 +14,9 @@ except ImportError:  # reported by require_cryptography()
     pass
 
 
+_PEER_FIELDS = ("subject", "issuer", "serial", "fingerprint_sha256", "not_after", "days_remaining", "subject_alt_names")
+
+
 def _chain_of(tls):
     """The peer's certificates as sent; Python before 3.13 exposes only the leaf."""
     # Python 3.13+ gives the whole chain as DER bytes.
@@ -25,7 +28,7 @@ def _chain_of(tls):
     out = []
     for der in ders:
         info = describe(x509.load_der_x509_certificate(der))
-        out.append({k: info[k] for k in ("subject", "issuer", "not_after", "days_remaining", "subject_alt_names")})
+        out.append({k: info[k] for k in _PEER_FIELDS})
     return out
 
 

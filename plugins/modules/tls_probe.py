@@ -118,7 +118,9 @@ cipher:
   type: str
   sample: TLS_AES_256_GCM_SHA384
 peer_chain:
-  description: Certificates the server sent (only its leaf on Python before 3.13), each with subject, issuer, not_after, days_remaining, subject_alt_names.
+  description: >-
+    Certificates the server sent (only its leaf on Python before 3.13), each with subject, issuer,
+    serial, fingerprint_sha256, not_after, days_remaining, subject_alt_names.
   returned: always
   type: list
   elements: dict
