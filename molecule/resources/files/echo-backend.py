@@ -1,5 +1,7 @@
-"""Echo backend for the mtls.nginx tests: answers with what it received, as JSON."""
+"""Echo backend for the mtls.nginx tests: answers with what it received, as JSON (the body as its
+length and SHA-256)."""
 
+import hashlib
 import json
 import socket
 import sys
@@ -11,12 +13,14 @@ class Echo(BaseHTTPRequestHandler):
 
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length) if length else b""
         body = json.dumps({
             "backend": self.server.server_address[0] + ":" + str(self.server.server_address[1]),
             "method": self.command,
             "path": self.path,
             "headers": dict(self.headers.items()),
-            "body_bytes": len(self.rfile.read(length)) if length else 0,
+            "body_bytes": len(received),
+            "body_sha256": hashlib.sha256(received).hexdigest(),
         }, indent=2).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
