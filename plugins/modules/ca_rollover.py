@@ -6,10 +6,10 @@ DOCUMENTATION = r"""
 ---
 module: ca_rollover
 short_description: Promote the coming CA, or retire the previous one, in a PKI directory of mtls.nginx.pki
-version_added: 0.2.0
+version_added: 0.1.0
 description:
-  - The controller's file steps of a CA rollover (see C(playbooks/ca_rollover.yml)). The
-    M(mtls.nginx.ca) tasks of the pki role keep the CA that signs as C(ca.*) (and
+  - The controller's file steps of a CA rollover (playbooks C(mtls.nginx.ca_reissue) and
+    C(mtls.nginx.ca_retire)). The M(mtls.nginx.ca) tasks of the pki role keep the CA that signs as C(ca.*) (and
     C(intermediate.*)), the coming CA of phase 1 as C(ca-next.*), and the retiring CA as
     C(ca-previous.*); the file C(generation) counts the CAs that have signed.
   - O(phase=promote) (phase 2) makes the coming CA the signing one and the signing one the
@@ -18,7 +18,8 @@ description:
   - O(phase=retire) (phase 3) moves the retiring CA into C(archive/generation-N/) (never deleting
     it). It refuses while a coming CA waits to be promoted (phase 2 has not run).
   - Every condition is checked before any file moves; a refusal changes nothing. It does not
-    check the hosts; C(playbooks/ca_rollover.yml) does that before it calls this module.
+    check the hosts; the playbooks C(mtls.nginx.ca_reissue) and C(mtls.nginx.ca_retire) do that
+    before they call this module.
 author:
   - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
