@@ -132,20 +132,13 @@ def _unreadable():
     return (ValueError, UnsupportedAlgorithm, DuplicateExtension)
 
 
-def _extension(cert, kind):
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except _crypto.x509.ExtensionNotFound:
-        return None
-
-
 def _hex(value):
     return value.hex() if value is not None else None
 
 
 def _info(cert):
-    ski = _extension(cert, _crypto.x509.SubjectKeyIdentifier)
-    aki = _extension(cert, _crypto.x509.AuthorityKeyIdentifier)
+    ski = _crypto.extension_value(cert, _crypto.x509.SubjectKeyIdentifier)
+    aki = _crypto.extension_value(cert, _crypto.x509.AuthorityKeyIdentifier)
     issuer_cn = cert.issuer.get_attributes_for_oid(_crypto.NameOID.COMMON_NAME)
     return {
         "subject": cert.subject.rfc4514_string(),

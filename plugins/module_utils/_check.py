@@ -11,14 +11,18 @@ import os
 import stat
 
 from ._crypto import (
+    LEAF_PURPOSES,
+    PURPOSES,
     PKIError,
     certificate_pem,
     common_name_of,
     crl_next_update,
     describe,
+    extension_value,
     is_ca,
     is_self_signed,
     issued_by,
+    load_certificates,
     load_private_key,
     not_after,
     not_before,
@@ -89,11 +93,12 @@ def _blocks(path, data, problems, what):
     return None if broken else blocks
 
 
-def load_certificates(path, data, problems, convert_der=False, what="certificate"):
+def _certificates(path, data, problems, convert_der=False, what="certificate"):
     """Certificates in ``data`` in file order, accepting what nginx accepts: CRLF line
     endings, text around the PEM blocks, a leaf followed by its chain. Returns (certs, pem)
     where ``pem`` is the PEM text to write back when a DER file was converted. Any PEM block
-    nginx would refuse (cut short, wrong END, corrupt body) fails the whole file."""
+    nginx would refuse (cut short, wrong END, corrupt body) fails the whole file, and a file
+    without certificates is named for what it holds instead."""
     if _looks_der(data):
         try:
             cert = x509.load_der_x509_certificate(data)
@@ -109,17 +114,13 @@ def load_certificates(path, data, problems, convert_der=False, what="certificate
     if blocks is None:
         return [], None
     kinds = [b.label for b in blocks]
-    certs = []
-    for block in blocks:
-        if block.label != "CERTIFICATE":
-            continue
+    if "CERTIFICATE" in kinds:
         try:
-            certs.append(x509.load_der_x509_certificate(block.der))
-        except ValueError as exc:
-            problems.add(path, "PEM block %d (CERTIFICATE) is a corrupt certificate (%s)" % (block.number, exc))
+            return load_certificates(data, path), None
+        except PKIError as exc:
+            # Every block reads as PEM: a certificate block whose DER is no certificate.
+            problems.append(str(exc))
             return [], None
-    if certs:
-        return certs, None
     if any(k.endswith("PRIVATE KEY") for k in kinds) and what == "certificate":
         problems.add(path, "holds a private key where a certificate belongs")
     elif any(k.endswith("CERTIFICATE REQUEST") for k in kinds):
@@ -264,41 +265,68 @@ def _crl_problems(crl_path, pairs, problems):
 
 def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, purpose=None,
           expected_name=None, verify_depth=None, min_days_remaining=0, crl_path=None, convert_der=False):
-    """Return (problems, facts, converted_pem)."""
-    problems = Problems()
-    facts = {}
-    data = _read(path, "certificate", problems)
-    what = "CA bundle" if purpose == "ca" else "certificate"
-    certs, converted = load_certificates(path, data, problems, convert_der, what) if data is not None else ([], None)
-    leaf = certs[0] if certs else None
+    """Return (problems, facts, converted_pem): ``path`` checked as a CA bundle with
+    ``purpose="ca"``, else as a server or client certificate."""
+    if purpose == "ca":
+        return check_ca_bundle(path, ca_path, privatekey_path, privatekey_passphrase, min_days_remaining, crl_path,
+                               convert_der)
+    return check_certificate(path, ca_path, privatekey_path, privatekey_passphrase, purpose, expected_name,
+                             verify_depth, min_days_remaining, crl_path, convert_der)
+
+
+def _read_inputs(path, what, convert_der, privatekey_path, privatekey_passphrase, ca_path, problems):
+    """(certificates in ``path``, converted PEM or None, CAs in ``ca_path``), recording every
+    problem of the files, the private key's and the CA bundle's included."""
+    data = _read(path, what, problems)
+    certs, converted = _certificates(path, data, problems, convert_der, what) if data is not None else ([], None)
     if privatekey_path:
-        _key_problems(privatekey_path, privatekey_passphrase, leaf, problems)
+        _key_problems(privatekey_path, privatekey_passphrase, certs[0] if certs else None, problems)
     bundle = []
     if ca_path:
         ca_data = _read(ca_path, "CA bundle", problems)
         if ca_data is not None:
-            bundle = load_certificates(ca_path, ca_data, problems, what="CA bundle")[0]
+            bundle = _certificates(ca_path, ca_data, problems, what="CA bundle")[0]
             for ca in bundle:
                 if not is_ca(ca):
                     problems.add(ca_path, "%s is not a CA certificate" % ca.subject.rfc4514_string())
                 _validity(ca_path, ca, 0, problems, "CA %s" % ca.subject.rfc4514_string())
-    if leaf is None:
-        return problems, facts, converted
-    if purpose == "ca":
-        # A CA bundle as ssl_client_certificate / proxy_ssl_trusted_certificate reads it.
-        facts = describe(leaf)
-        facts["bundle"] = [c.subject.rfc4514_string() for c in certs]
-        for cert in certs:
-            label = "CA %s" % cert.subject.rfc4514_string()
-            if not is_ca(cert):
-                problems.add(path, "%s is not a CA certificate (basicConstraints CA:TRUE missing)"
-                             % cert.subject.rfc4514_string())
-            _weak_key(path, cert.public_key(), problems)
-            _validity(path, cert, min_days_remaining, problems, label)
-        if crl_path:
-            _crl_problems(crl_path, [(None, ca) for ca in certs if is_ca(ca)], problems)
-        return problems, facts, converted
+    return certs, converted, bundle
 
+
+def check_ca_bundle(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, min_days_remaining=0,
+                    crl_path=None, convert_der=False):
+    """``path`` as ssl_client_certificate / proxy_ssl_trusted_certificate read a CA bundle: every
+    certificate in it a valid CA, and with ``crl_path`` a current CRL from each. Returns
+    (problems, facts, converted_pem)."""
+    problems = Problems()
+    certs, converted, _bundle = _read_inputs(path, "CA bundle", convert_der, privatekey_path, privatekey_passphrase,
+                                             ca_path, problems)
+    if not certs:
+        return problems, {}, converted
+    facts = describe(certs[0])
+    facts["bundle"] = [c.subject.rfc4514_string() for c in certs]
+    for cert in certs:
+        label = "CA %s" % cert.subject.rfc4514_string()
+        if not is_ca(cert):
+            problems.add(path, "%s is not a CA certificate (basicConstraints CA:TRUE missing)"
+                         % cert.subject.rfc4514_string())
+        _weak_key(path, cert.public_key(), problems)
+        _validity(path, cert, min_days_remaining, problems, label)
+    if crl_path:
+        _crl_problems(crl_path, [(None, ca) for ca in certs if is_ca(ca)], problems)
+    return problems, facts, converted
+
+
+def check_certificate(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, purpose=None,
+                      expected_name=None, verify_depth=None, min_days_remaining=0, crl_path=None, convert_der=False):
+    """``path`` as a server or client certificate (the leaf, then its intermediates) that
+    chains to ``ca_path``. Returns (problems, facts, converted_pem)."""
+    problems = Problems()
+    certs, converted, bundle = _read_inputs(path, "certificate", convert_der, privatekey_path, privatekey_passphrase,
+                                            ca_path, problems)
+    if not certs:
+        return problems, {}, converted
+    leaf = certs[0]
     facts = describe(leaf)
     facts["purposes"] = purposes_of(leaf)
     facts["chain"] = [c.subject.rfc4514_string() for c in certs[1:]]
@@ -317,9 +345,10 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
         problems.add(path, "the certificate is self-signed; it must be issued by a CA")
     if purpose and facts["purposes"] and purpose not in facts["purposes"]:
         problems.add(path, "extended key usage allows %s, not %s (nginx: \"unsupported certificate purpose\")"
-                     % (", ".join(facts["purposes"]), {"server": "serverAuth", "client": "clientAuth"}[purpose]))
-    if purpose and not facts["purposes"] and _has_eku(leaf):
-        problems.add(path, "extended key usage allows neither serverAuth nor clientAuth")
+                     % (", ".join(facts["purposes"]), PURPOSES[purpose].eku_name))
+    if purpose and not facts["purposes"] and extension_value(leaf, x509.ExtendedKeyUsage) is not None:
+        problems.add(path, "extended key usage allows neither %s"
+                     % " nor ".join(PURPOSES[p].eku_name for p in LEAF_PURPOSES))
     if expected_name and not name_matches(leaf, expected_name):
         problems.add(path, "%s is not among its names %s" % (expected_name, sans_of(leaf) or [leaf.subject.rfc4514_string()]))
     if bundle and not is_self_signed(leaf) and not is_ca(leaf):
@@ -333,11 +362,3 @@ def check(path, ca_path=None, privatekey_path=None, privatekey_passphrase=None, 
             if crl_path:
                 _crl_problems(crl_path, list(zip(chain, chain[1:])), problems)
     return problems, facts, converted
-
-
-def _has_eku(cert):
-    try:
-        cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-        return True
-    except x509.ExtensionNotFound:
-        return False

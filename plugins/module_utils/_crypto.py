@@ -19,7 +19,7 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import NameOID
 
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
@@ -28,7 +28,25 @@ except ImportError:
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
-PURPOSES = ("server", "client")
+
+
+class Purpose:
+    """What a certificate of one purpose carries: its key usages (an RSA leaf adds
+    keyEncipherment) and its extended key usage, by OpenSSL's name and by OID; a CA has none."""
+
+    def __init__(self, key_usage, eku_name=None, eku_oid=None):
+        self.key_usage = key_usage
+        self.eku_name = eku_name
+        self.eku_oid = eku_oid
+
+
+# The one place that says what each purpose means; leaves are the purposes with an EKU.
+PURPOSES = {
+    "server": Purpose(("digital_signature",), "serverAuth", "1.3.6.1.5.5.7.3.1"),
+    "client": Purpose(("digital_signature",), "clientAuth", "1.3.6.1.5.5.7.3.2"),
+    "ca": Purpose(("digital_signature", "key_cert_sign", "crl_sign")),
+}
+LEAF_PURPOSES = tuple(name for name, purpose in PURPOSES.items() if purpose.eku_oid)
 
 
 class PKIError(Exception):
@@ -311,41 +329,54 @@ def san_strings(names):
     return out
 
 
-def sans_of(cert):
+def extension_value(signed, kind):
+    """The value of the ``kind`` extension (a class such as x509.BasicConstraints) of a
+    certificate, CSR or CRL; None when it has none."""
     try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return signed.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
-        return []
-    return san_strings(ext.value)
+        return None
 
 
-def purposes_of(cert):
-    """The mTLS purposes (``server``, ``client``) a certificate's EKU allows."""
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return []
-    found = []
-    if ExtendedKeyUsageOID.SERVER_AUTH in eku:
-        found.append("server")
-    if ExtendedKeyUsageOID.CLIENT_AUTH in eku:
-        found.append("client")
-    return found
+def sans_of(signed):
+    """The subject alternative names of a certificate or CSR, as :func:`san_strings` writes them."""
+    names = extension_value(signed, x509.SubjectAlternativeName)
+    return san_strings(names) if names is not None else []
+
+
+def purposes_of(signed):
+    """The mTLS purposes (``server``, ``client``) the EKU of a certificate or CSR allows."""
+    eku = extension_value(signed, x509.ExtendedKeyUsage)
+    return [name for name in LEAF_PURPOSES if _eku_oid(name) in eku] if eku is not None else []
+
+
+# A CSR carries its extensions as a certificate does.
+sans_of_csr = sans_of
+
+
+def _eku_oid(purpose):
+    return x509.ObjectIdentifier(PURPOSES[purpose].eku_oid)
+
+
+def _key_usage(purpose, key_encipherment=False):
+    """The KeyUsage extension of ``purpose``: the usages PURPOSES names, every other one off."""
+    usages = dict((name, False) for name in (
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+        "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"))
+    usages.update((name, True) for name in PURPOSES[purpose].key_usage)
+    usages["key_encipherment"] = usages["key_encipherment"] or key_encipherment
+    return x509.KeyUsage(**usages)
 
 
 def is_ca(cert):
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+    constraints = extension_value(cert, x509.BasicConstraints)
+    return constraints.ca if constraints is not None else False
 
 
 def path_length_of(cert):
     """The CA path length limit of a certificate; None when unlimited or not a CA."""
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None
+    constraints = extension_value(cert, x509.BasicConstraints)
+    return constraints.path_length if constraints is not None else None
 
 
 def issued_by(cert, issuer_cert):
@@ -408,42 +439,91 @@ def build_certificate(subject, issuer_name, public_key, signing_key, valid_days,
     return builder.sign(signing_key, signature_hash(signing_key))
 
 
-def ca_extensions(public_key, path_length, issuer_public_key=None):
+def ca_extensions(public_key, path_length, issuer_cert=None, key_id=None):
+    """Extensions of a CA certificate: a root when ``issuer_cert`` is None. ``key_id`` keeps the
+    subject key identifier of the certificate it replaces, which the leaves it issued name."""
+    ski = x509.SubjectKeyIdentifier(key_id or key_identifier(public_key))
     return [
         (x509.BasicConstraints(ca=True, path_length=path_length), True),
-        (x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), True),
-        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-    ] + _aki(issuer_public_key or public_key)
+        (_key_usage("ca"), True),
+        (ski, False),
+        (authority_key_identifier(issuer_cert) if issuer_cert is not None
+         else x509.AuthorityKeyIdentifier(ski.digest, None, None), False),
+    ]
 
 
-def leaf_extensions(public_key, issuer_public_key, purpose, sans):
+def leaf_extensions(public_key, issuer_cert, purpose, sans):
     # ECDSA and Ed25519 keys sign the handshake; RSA keys may also be used for key transport.
-    rsa_key = isinstance(public_key, rsa.RSAPublicKey)
-    eku = ExtendedKeyUsageOID.SERVER_AUTH if purpose == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     exts = [
         (x509.BasicConstraints(ca=False, path_length=None), True),
-        (x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), True),
-        (x509.ExtendedKeyUsage([eku]), False),
-        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-    ] + _aki(issuer_public_key)
+        (_key_usage(purpose, key_encipherment=isinstance(public_key, rsa.RSAPublicKey)), True),
+        (x509.ExtendedKeyUsage([_eku_oid(purpose)]), False),
+        (x509.SubjectKeyIdentifier(key_identifier(public_key)), False),
+        (authority_key_identifier(issuer_cert), False),
+    ]
     if sans:
         exts.append((x509.SubjectAlternativeName(sans), False))
     return exts
+
+
+# --- key identifiers ----------------------------------------------------------------------------
+# cryptography's SubjectKeyIdentifier.from_public_key and AuthorityKeyIdentifier.from_issuer_public_key
+# hash with SHA-1 (RFC 5280, 4.2.1.2, method 1), which FIPS-minded hosts may refuse; new
+# identifiers use SHA-256 instead (RFC 7093, section 2, method 1). Certificates made before keep
+# their SHA-1 identifiers: an authority key identifier is copied from its issuer's certificate,
+# never computed again, so it always equals the subject key identifier the issuer carries.
+
+def key_identifier(public_key):
+    """The leftmost 160 bits of the SHA-256 of the subjectPublicKey BIT STRING (RFC 7093, method 1)."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(subject_public_key_bits(public_key))
+    return digest.finalize()[:20]
+
+
+def subject_public_key_bits(public_key):
+    """The value of the subjectPublicKey BIT STRING of a key's SubjectPublicKeyInfo: no tag, length
+    or unused-bits count (a DER-encoded key is whole bytes)."""
+    spki = _der_value(public_key_bytes(public_key), 0x30)
+    algorithm_end = _der_length(spki, 0)[1]
+    bits = _der_value(spki[algorithm_end:], 0x03)
+    return bits[1:]
+
+
+def _der_length(data, offset):
+    """(start of the value, end of the value) of the DER element at ``offset``."""
+    size, start = data[offset + 1], offset + 2
+    if size & 0x80:
+        count = size & 0x7F
+        size, start = int.from_bytes(data[start:start + count], "big"), start + count
+    return start, start + size
+
+
+def _der_value(data, tag):
+    if not data or data[0] != tag:
+        raise ValueError("expected DER tag 0x%02x" % tag)
+    start, end = _der_length(data, 0)
+    return data[start:end]
+
+
+def key_identifier_of(cert):
+    """The subject key identifier a certificate carries, or None without the extension."""
+    key_id = extension_value(cert, x509.SubjectKeyIdentifier)
+    return key_id.digest if key_id is not None else None
+
+
+def authority_key_identifier(issuer_cert):
+    """The AuthorityKeyIdentifier of what ``issuer_cert`` signs: the issuer's own subject key
+    identifier, whichever way it was made; computed (RFC 7093) only when it carries none."""
+    key_id = key_identifier_of(issuer_cert)
+    return x509.AuthorityKeyIdentifier(key_id or key_identifier(issuer_cert.public_key()), None, None)
 
 
 # --- certificate signing requests ---------------------------------------------------------------
 
 def build_csr(key, subject, purpose, sans):
     """A CSR that shows what the host asks for; the CA decides what it signs."""
-    eku = ExtendedKeyUsageOID.SERVER_AUTH if purpose == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
-    builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+    builder = builder.add_extension(x509.ExtendedKeyUsage([_eku_oid(purpose)]), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(key, signature_hash(key))
@@ -462,7 +542,7 @@ def load_csr(data, name):
 
 def _check_requested_names(csr, name):
     # sign never copies a request's names, but one that asks for nginx syntax is refused, not signed.
-    for entry in sans_of_csr(csr):
+    for entry in sans_of(csr):
         if entry.partition(":")[0] in ("DNS", "IP", "URI"):
             problem = value_problem("%s: the request's subject_alt_names" % name, "san", entry)
             if problem:
@@ -471,22 +551,6 @@ def _check_requested_names(csr, name):
 
 def csr_pem(csr):
     return csr.public_bytes(serialization.Encoding.PEM)
-
-
-def sans_of_csr(csr):
-    try:
-        return san_strings(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return []
-
-
-def purposes_of_csr(csr):
-    try:
-        eku = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return []
-    return [p for p, oid in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH))
-            if oid in eku]
 
 
 # --- certificate revocation lists -------------------------------------------------------------
@@ -513,10 +577,8 @@ def crl_last_update(crl):
 
 
 def crl_number_of(crl):
-    try:
-        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        return 0
+    number = extension_value(crl, x509.CRLNumber)
+    return number.crl_number if number is not None else 0
 
 
 def revoked_of(crl):
@@ -539,7 +601,7 @@ def build_crl(ca_cert, ca_key, revoked, number, valid_days, backdate_minutes=5):
         .last_update(now - datetime.timedelta(minutes=backdate_minutes))
         .next_update(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(authority_key_identifier(ca_cert), critical=False)
     )
     for serial in sorted(revoked):
         builder = builder.add_revoked_certificate(
@@ -549,7 +611,3 @@ def build_crl(ca_cert, ca_key, revoked, number, valid_days, backdate_minutes=5):
 
 def crl_signed_by(crl, ca_cert):
     return crl.issuer == ca_cert.subject and crl.is_signature_valid(ca_cert.public_key())
-
-
-def _aki(issuer_public_key):
-    return [(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), False)]

@@ -3,8 +3,9 @@
 """Ensure a private CA, its CRL, and the leaf certificates it signs, idempotently.
 
 Every ``ensure``/operation first reads and checks all its inputs, then decides what (if
-anything) must be made, and only then writes through a :class:`FileWriter`: a bad input
-fails before any file changes, and check mode and diffs behave the same for every module.
+anything) must be made, and only then writes through :class:`Files` (over a ``FileWriter``):
+a bad input fails before any file changes, and check mode and diffs behave the same for
+every module.
 
 Leaf certificates come in two flows:
 
@@ -12,11 +13,16 @@ Leaf certificates come in two flows:
 * key stays home: ``request`` makes the key and a CSR on the host that uses them, ``sign``
   signs the CSR where the CA key is, ``install`` puts the certificate next to its key.
   Only the CSR and the certificate travel.
+
+Each operation is a function that takes the pieces it needs: a :class:`LeafSpec` (what is
+asked of the certificate), a :class:`HostKeyFile`, a loaded :class:`Signer`, and
+:class:`Files`. :func:`ensure_leaf` builds them from the module's options.
 """
 
 import datetime
 
 from ._crypto import (
+    LEAF_PURPOSES,
     PKIError,
     build_certificate,
     build_crl,
@@ -35,6 +41,7 @@ from ._crypto import (
     is_ca,
     is_self_signed,
     issued_by,
+    key_identifier_of,
     key_type_of,
     leaf_extensions,
     load_certificate,
@@ -48,12 +55,10 @@ from ._crypto import (
     path_length_of,
     private_key_pem,
     purposes_of,
-    purposes_of_csr,
     revoked_of,
     same_public_key,
     san_strings,
     sans_of,
-    sans_of_csr,
     signed_by,
     to_passphrase,
     utcnow,
@@ -122,12 +127,11 @@ class _Key:
     def _load(self, data):
         return load_private_key(data, self.path, self.passphrase)
 
-    def save(self, writer, mode, owner, group):
+    def save(self, files):
         if self.new or self.rekeyed:
-            writer.write(self.path, private_key_pem(self.key, self.passphrase), mode, secret=True,
-                         owner=owner, group=group)
+            files.write_private(self.path, private_key_pem(self.key, self.passphrase))
         else:
-            writer.attributes(self.path, mode, owner, group)
+            files.keep_private(self.path)
 
 
 def _read_passphrase_file(path):
@@ -189,15 +193,91 @@ class _HostKey(_Key):
                 self.rekeyed = "private key encrypted with the new passphrase"
         return key
 
-    def save(self, writer, mode, owner, group):
-        super().save(writer, mode, owner, group)
+    def save(self, files):
+        super().save(files)
         if not self.passphrase_file:
             return
         if self.passphrase:
-            writer.write(self.passphrase_file, to_passphrase(self.passphrase) + b"\n", mode, secret="passphrase",
-                         owner=owner, group=group)
+            files.write_private(self.passphrase_file, to_passphrase(self.passphrase) + b"\n", secret="passphrase")
         else:
-            writer.remove(self.passphrase_file, secret="passphrase")
+            files.writer.remove(self.passphrase_file, secret="passphrase")
+
+
+class Files:
+    """How the files of one task are written: certificates, chains, CSRs and CRLs with
+    ``mode``, private keys and password files with ``privatekey_mode``, all with ``owner``
+    and ``group``; a file that is kept gets its attributes applied."""
+
+    def __init__(self, writer, mode="0644", privatekey_mode="0600", owner=None, group=None):
+        self.writer = writer
+        self.mode = mode
+        self.privatekey_mode = privatekey_mode
+        self.owner = owner
+        self.group = group
+
+    def write(self, path, content, rewrite=True):
+        """Write ``content`` to ``path``; with ``rewrite`` false, keep the file and apply only its attributes."""
+        if rewrite:
+            self.writer.write(path, content, self.mode, owner=self.owner, group=self.group)
+        else:
+            self.writer.attributes(path, self.mode, self.owner, self.group)
+
+    def write_private(self, path, content, secret=True):
+        """A key or passphrase: its mode set before any byte lands, never shown in a diff."""
+        self.writer.write(path, content, self.privatekey_mode, secret=secret, owner=self.owner, group=self.group)
+
+    def keep_private(self, path):
+        self.writer.attributes(path, self.privatekey_mode, self.owner, self.group)
+
+    @property
+    def check_mode(self):
+        return self.writer.module.check_mode
+
+
+class Signer:
+    """A signing CA read from its files: ``cert`` and ``key``, and ``bundle``, the CA first,
+    then its own chain as its certificate file holds it."""
+
+    def __init__(self, path, cert, key, bundle):
+        self.path = path
+        self.cert = cert
+        self.key = key
+        self.bundle = bundle
+
+    def sign(self, subject, public_key, valid_days, extensions):
+        return build_certificate(subject, self.cert.subject, public_key, self.key, valid_days, extensions)
+
+    def chain_pem(self, cert):
+        """``cert``, then its intermediates; a self-signed root stays out, peers bring their own."""
+        return certificate_pem(cert) + b"".join(certificate_pem(c) for c in self.bundle if not is_self_signed(c))
+
+
+class SignerFiles:
+    """The files of a signing CA, named by the option ``option`` (ca_path, parent_path)."""
+
+    def __init__(self, path, privatekey_path, passphrase=None, option="ca_path"):
+        self.path = path
+        self.privatekey_path = privatekey_path
+        self.passphrase = passphrase
+        self.option = option
+
+    def load(self):
+        """Read and cross-check the CA: its certificate file (the CA first, then optionally its
+        own chain) and its key, as a :class:`Signer`. Every problem names its file."""
+        data = read_file(self.path)
+        if data is None:
+            raise PKIError("%s: CA certificate not found (%s)" % (self.path, self.option))
+        bundle = load_certificates(data, self.path)
+        ca_cert = bundle[0]
+        if not is_ca(ca_cert):
+            raise PKIError("%s: not a CA certificate (basicConstraints CA:TRUE missing)" % self.path)
+        key_data = read_file(self.privatekey_path)
+        if key_data is None:
+            raise PKIError("%s: CA private key not found" % self.privatekey_path)
+        ca_key = load_private_key(key_data, self.privatekey_path, self.passphrase)
+        if not same_public_key(ca_cert.public_key(), ca_key.public_key()):
+            raise PKIError("%s: private key does not belong to CA certificate %s" % (self.privatekey_path, self.path))
+        return Signer(self.path, ca_cert, ca_key, bundle)
 
 
 def _parse_serial(value):
@@ -216,27 +296,109 @@ def _parse_serial(value):
     return serial
 
 
-def load_signer(ca_path, ca_privatekey_path, ca_privatekey_passphrase=None, option="ca_path"):
-    """Read and cross-check a signing CA: its certificate file (the CA first, then optionally
-    its own chain) and its key. Every problem names its file."""
-    data = read_file(ca_path)
-    if data is None:
-        raise PKIError("%s: CA certificate not found (%s)" % (ca_path, option))
-    bundle = load_certificates(data, ca_path)
-    ca_cert = bundle[0]
-    if not is_ca(ca_cert):
-        raise PKIError("%s: not a CA certificate (basicConstraints CA:TRUE missing)" % ca_path)
-    key_data = read_file(ca_privatekey_path)
-    if key_data is None:
-        raise PKIError("%s: CA private key not found" % ca_privatekey_path)
-    ca_key = load_private_key(key_data, ca_privatekey_path, ca_privatekey_passphrase)
-    if not same_public_key(ca_cert.public_key(), ca_key.public_key()):
-        raise PKIError("%s: private key does not belong to CA certificate %s" % (ca_privatekey_path, ca_path))
-    return ca_cert, ca_key, bundle
+class KeyFile:
+    """A private key file as a task asks for it; :meth:`ensure` reads (or generates) the key."""
+
+    def __init__(self, path, passphrase=None, key_type="ecdsa-p256"):
+        self.path = path
+        self.passphrase = passphrase
+        self.key_type = key_type
+
+    def ensure(self, reasons):
+        """The key, loaded when it fits, else generated; ``save`` it once every input is read."""
+        return _Key(self.path, self.key_type, self.passphrase, reasons)
+
+
+class Revocations:
+    """What a CA's CRL is to list: serial numbers, and the certificates of ``certificate_paths``."""
+
+    def __init__(self, serials=None, certificate_paths=None):
+        self.serials = serials or []
+        self.certificate_paths = certificate_paths or []
+
+    def read(self):
+        """(serials, [(path, certificate)]): every input parsed, before the CA key is read."""
+        return [_parse_serial(s) for s in self.serials], [(p, self._load(p)) for p in self.certificate_paths]
+
+    @staticmethod
+    def _load(path):
+        data = read_file(path)
+        if data is None:
+            raise PKIError("%s: certificate to revoke not found (revoked_certificates)" % path)
+        return load_certificates(data, path)[0]
+
+    @staticmethod
+    def serials_of(revoked, subject, key):
+        """Every serial to revoke; a certificate this CA did not issue is an error."""
+        serials, certificates = revoked
+        for path, cert in certificates:
+            if cert.issuer != subject or key.new or not signed_by(cert, key.key.public_key()):
+                raise PKIError("%s: not issued by this CA (%s), so this CA cannot revoke it"
+                               % (path, subject.rfc4514_string()))
+        return set(serials + [cert.serial_number for _path, cert in certificates])
+
+
+class CrlFile:
+    """A CA's CRL at ``path``: made again when it is missing, lists other serials, or its next
+    update is within ``renew_before_days`` (or further away than ``valid_days``)."""
+
+    def __init__(self, path, valid_days=7, renew_before_days=2):
+        _check_validity(valid_days, renew_before_days, prefix="crl_")
+        self.path = path
+        self.valid_days = valid_days
+        self.renew_before_days = renew_before_days
+
+    def ensure(self, files, ca_cert, ca_key, revoked_serials, reasons):
+        number, why = 0, []
+        existing, missing = _load_owned(self.path, load_crl, "CRL")
+        if missing:
+            why.append(missing)
+        dates = {}
+        if existing is not None:
+            number = crl_number_of(existing)
+            dates = revoked_of(existing)
+            why.extend(self._drift(existing, ca_cert, dates, revoked_serials))
+        crl = existing
+        if why:
+            now = utcnow()
+            # A serial keeps the revocation date it was first listed with.
+            revoked = dict((serial, dates.get(serial, now)) for serial in revoked_serials)
+            crl = build_crl(ca_cert, ca_key, revoked, number + 1, self.valid_days)
+            reasons.extend(why)
+        files.write(self.path, crl_pem(crl), bool(why))
+        next_update = crl_next_update(crl)
+        return {
+            "path": self.path,
+            "last_update": crl_last_update(crl).isoformat(),
+            "next_update": next_update.isoformat(),
+            "days_remaining": (next_update - utcnow()).days,
+            "crl_number": crl_number_of(crl),
+            "revoked_serials": _serials(revoked_of(crl)),
+        }
+
+    def _drift(self, existing, ca_cert, dates, revoked_serials):
+        next_update = crl_next_update(existing)
+        left = next_update - utcnow() if next_update is not None else None
+        if not crl_signed_by(existing, ca_cert):
+            return ["CRL was not signed by this CA"]
+        if set(dates) != revoked_serials:
+            return ["CRL revokes %s, %s were asked" % (_serials(dates), _serials(revoked_serials))]
+        if left is None:
+            return ["CRL has no next update time"]
+        if left < datetime.timedelta(days=self.renew_before_days):
+            return ["CRL next update %s is within crl_renew_before_days=%d"
+                    % (next_update.isoformat(), self.renew_before_days)]
+        if left > datetime.timedelta(days=self.valid_days, hours=1):
+            return ["CRL next update %s is further away than crl_valid_days=%d"
+                    % (next_update.isoformat(), self.valid_days)]
+        return []
 
 
 class CertificateAuthority:
-    """A root (self-signed) or intermediate (signed by a parent) CA, and optionally its CRL."""
+    """A root (self-signed) or intermediate (signed by a parent) CA, and optionally its CRL.
+
+    The options are mtls.nginx.ca's; each concern takes its own: the key file, the parent's
+    files, what to revoke, the CRL file, and how files are written."""
 
     def __init__(self, writer, path, privatekey_path, common_name, key_type="ecdsa-p256",
                  valid_days=3650, renew_before_days=90, path_length=None, privatekey_passphrase=None,
@@ -245,53 +407,35 @@ class CertificateAuthority:
                  crl_valid_days=7, crl_renew_before_days=2,
                  mode="0644", privatekey_mode="0600", owner=None, group=None):
         _check_validity(valid_days, renew_before_days)
-        if crl_path:
-            _check_validity(crl_valid_days, crl_renew_before_days, prefix="crl_")
+        self.crl = CrlFile(crl_path, crl_valid_days, crl_renew_before_days) if crl_path else None
         if bool(parent_path) != bool(parent_privatekey_path):
             raise PKIError("parent_path and parent_privatekey_path go together: an intermediate CA needs both")
         if path_length is not None and path_length < 0:
             raise PKIError("path_length must be 0 or more, not %d" % path_length)
-        self.writer = writer
+        self.files = Files(writer, mode, privatekey_mode, owner, group)
+        self.key_file = KeyFile(privatekey_path, privatekey_passphrase, key_type)
+        self.parent = (SignerFiles(parent_path, parent_privatekey_path, parent_privatekey_passphrase, "parent_path")
+                       if parent_path else None)
+        self.revocations = Revocations(revoked_serials, revoked_certificates)
         self.path = path
-        self.privatekey_path = privatekey_path
+        self.chain_path = chain_path
         self.common_name = common_name
-        self.key_type = key_type
         self.valid_days = valid_days
         self.renew_before_days = renew_before_days
         self.path_length = path_length
-        self.privatekey_passphrase = privatekey_passphrase
-        self.parent_path = parent_path
-        self.parent_privatekey_path = parent_privatekey_path
-        self.parent_privatekey_passphrase = parent_privatekey_passphrase
-        self.chain_path = chain_path
-        self.crl_path = crl_path
-        self.revoked_serials = revoked_serials or []
-        self.revoked_certificates = revoked_certificates or []
-        self.crl_valid_days = crl_valid_days
-        self.crl_renew_before_days = crl_renew_before_days
-        self.mode = mode
-        self.privatekey_mode = privatekey_mode
-        self.owner = owner
-        self.group = group
 
     def ensure(self):
         # Every input is read and checked before anything is written.
         parent = None
-        if self.parent_path:
-            parent = load_signer(self.parent_path, self.parent_privatekey_path, self.parent_privatekey_passphrase,
-                                 option="parent_path")
-            self._check_parent_allows(parent[0])
-        revoked_serials = [_parse_serial(s) for s in self.revoked_serials]
-        revoked_files = [(p, self._load_revoked(p)) for p in self.revoked_certificates]
+        if self.parent:
+            parent = self.parent.load()
+            self._check_parent_allows(parent.cert)
+        revoked = self.revocations.read()
 
         reasons = []
-        key = _Key(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons)
+        key = self.key_file.ensure(reasons)
         subject = name_from_cn(self.common_name)
-        for path, cert in revoked_files:
-            if cert.issuer != subject or key.new or not signed_by(cert, key.key.public_key()):
-                raise PKIError("%s: not issued by this CA (%s), so this CA cannot revoke it"
-                               % (path, subject.rfc4514_string()))
-            revoked_serials.append(cert.serial_number)
+        revoked_serials = Revocations.serials_of(revoked, subject, key)
 
         cert = _load_existing_cert(self.path)
         if cert is None:
@@ -299,51 +443,49 @@ class CertificateAuthority:
         elif not key.new:
             reasons.extend(self._drift(cert, key.key, parent))
         if reasons:
-            # Re-signing with the same key and subject keeps every issued leaf valid.
-            issuer_name, signing_key = (parent[0].subject, parent[1]) if parent else (subject, key.key)
-            cert = build_certificate(subject, issuer_name, key.key.public_key(), signing_key, self.valid_days,
-                                     ca_extensions(key.key.public_key(), self.path_length,
-                                                   parent[0].public_key() if parent else None))
+            cert = self._sign(subject, key, cert, parent)
 
-        key.save(self.writer, self.privatekey_mode, self.owner, self.group)
-        if reasons:
-            self.writer.write(self.path, certificate_pem(cert), self.mode, owner=self.owner, group=self.group)
-        else:
-            self.writer.attributes(self.path, self.mode, self.owner, self.group)
+        key.save(self.files)
+        self.files.write(self.path, certificate_pem(cert), bool(reasons))
         if self.chain_path:
-            chain = certificate_pem(cert) + b"".join(certificate_pem(c) for c in (parent[2] if parent else []))
-            self.writer.write(self.chain_path, chain, self.mode, owner=self.owner, group=self.group)
+            self.files.write(self.chain_path,
+                             certificate_pem(cert) + b"".join(certificate_pem(c) for c in (parent.bundle if parent else [])))
         result = {"reasons": reasons, "certificate": describe(cert)}
-        if self.crl_path:
-            result["crl"] = self._ensure_crl(cert, key.key, set(revoked_serials), result["reasons"])
+        if self.crl:
+            result["crl"] = self.crl.ensure(self.files, cert, key.key, revoked_serials, result["reasons"])
         return result
+
+    def _sign(self, subject, key, old, parent):
+        """Re-signing with the same key, subject and key identifier keeps every issued leaf
+        valid: their authority key identifier names this CA's subject key identifier."""
+        public_key = key.key.public_key()
+        key_id = None
+        if old is not None and not key.new and same_public_key(old.public_key(), public_key):
+            key_id = key_identifier_of(old)
+        extensions = ca_extensions(public_key, self.path_length, parent.cert if parent else None, key_id)
+        if parent:
+            return parent.sign(subject, public_key, self.valid_days, extensions)
+        return build_certificate(subject, subject, public_key, key.key, self.valid_days, extensions)
 
     def _check_parent_allows(self, parent_cert):
         limit = path_length_of(parent_cert)
         if limit == 0:
-            raise PKIError("%s: the parent CA has path length 0 and may not sign another CA" % self.parent_path)
+            raise PKIError("%s: the parent CA has path length 0 and may not sign another CA" % self.parent.path)
         if limit is not None and (self.path_length is None or self.path_length >= limit):
             raise PKIError("path_length: the parent CA in %s allows %d CA(s) below it, so this intermediate's "
                            "path_length must be at most %d, not %s"
-                           % (self.parent_path, limit, limit - 1, "unlimited" if self.path_length is None else self.path_length))
-
-    @staticmethod
-    def _load_revoked(path):
-        data = read_file(path)
-        if data is None:
-            raise PKIError("%s: certificate to revoke not found (revoked_certificates)" % path)
-        return load_certificates(data, path)[0]
+                           % (self.parent.path, limit, limit - 1, "unlimited" if self.path_length is None else self.path_length))
 
     def _drift(self, cert, key, parent):
         found = []
         if not same_public_key(cert.public_key(), key.public_key()):
-            found.append("CA certificate does not belong to %s" % self.privatekey_path)
+            found.append("CA certificate does not belong to %s" % self.key_file.path)
         if not is_ca(cert):
             found.append("%s is not a CA certificate" % self.path)
         if common_name_of(cert) != self.common_name:
             found.append("common name is %r, %r was asked" % (common_name_of(cert), self.common_name))
-        if parent and not issued_by(cert, parent[0]):
-            found.append("CA certificate was not signed by the parent CA in %s" % self.parent_path)
+        if parent and not issued_by(cert, parent.cert):
+            found.append("CA certificate was not signed by the parent CA in %s" % parent.path)
         if not parent and not is_self_signed(cert):
             found.append("CA certificate is not self-signed, a root CA was asked")
         if path_length_of(cert) != self.path_length:
@@ -353,106 +495,39 @@ class CertificateAuthority:
             found.append(expiry)
         return found
 
-    def _ensure_crl(self, ca_cert, ca_key, revoked_serials, reasons):
-        number, why = 0, []
-        existing, missing = _load_owned(self.crl_path, load_crl, "CRL")
-        if missing:
-            why.append(missing)
-        dates = {}
-        if existing is not None:
-            number = crl_number_of(existing)
-            dates = revoked_of(existing)
-            next_update = crl_next_update(existing)
-            left = next_update - utcnow() if next_update is not None else None
-            if not crl_signed_by(existing, ca_cert):
-                why.append("CRL was not signed by this CA")
-            elif set(dates) != revoked_serials:
-                why.append("CRL revokes %s, %s were asked" % (_serials(dates), _serials(revoked_serials)))
-            elif left is None:
-                why.append("CRL has no next update time")
-            elif left < datetime.timedelta(days=self.crl_renew_before_days):
-                why.append("CRL next update %s is within crl_renew_before_days=%d"
-                           % (crl_next_update(existing).isoformat(), self.crl_renew_before_days))
-            elif left > datetime.timedelta(days=self.crl_valid_days, hours=1):
-                why.append("CRL next update %s is further away than crl_valid_days=%d"
-                           % (crl_next_update(existing).isoformat(), self.crl_valid_days))
-        crl = existing
-        if why:
-            now = utcnow()
-            # A serial keeps the revocation date it was first listed with.
-            revoked = dict((serial, dates.get(serial, now)) for serial in revoked_serials)
-            crl = build_crl(ca_cert, ca_key, revoked, number + 1, self.crl_valid_days)
-            self.writer.write(self.crl_path, crl_pem(crl), self.mode, owner=self.owner, group=self.group)
-            reasons.extend(why)
-        else:
-            self.writer.attributes(self.crl_path, self.mode, self.owner, self.group)
-        next_update = crl_next_update(crl)
-        return {
-            "path": self.crl_path,
-            "last_update": crl_last_update(crl).isoformat(),
-            "next_update": next_update.isoformat(),
-            "days_remaining": (next_update - utcnow()).days,
-            "crl_number": crl_number_of(crl),
-            "revoked_serials": _serials(revoked_of(crl)),
-        }
-
 
 def _serials(serials):
     return [format(s, "X") for s in sorted(serials)]
 
 
-class LeafCertificate:
-    """A server or client certificate: what is asked of it, and the four operations."""
+# --- leaf certificates: what is asked, the host key, and the four operations ---------------------
 
-    def __init__(self, writer, purpose, common_name=None, subject_alt_names=(), operation="issue", path=None,
-                 privatekey_path=None, privatekey_passphrase=None, ca_path=None, ca_privatekey_path=None,
-                 ca_privatekey_passphrase=None, csr_path=None, csr_content=None, certificate_content=None,
-                 key_type="ecdsa-p256", valid_days=365, renew_before_days=30, chain_path=None,
-                 mode="0644", privatekey_mode="0600", owner=None, group=None, privatekey_passphrase_file=None):
-        if operation not in OPERATIONS:
-            raise PKIError("operation must be one of %s, not %r" % (", ".join(OPERATIONS), operation))
-        if purpose not in ("server", "client"):
-            raise PKIError("purpose must be server or client, not %r" % purpose)
+class LeafSpec:
+    """What ``operation`` asks of a server or client certificate: its purpose and, for every
+    operation but ``install``, its names and validity (checked before any file is read)."""
+
+    def __init__(self, purpose, operation="issue", common_name=None, subject_alt_names=(), valid_days=365,
+                 renew_before_days=30):
+        if purpose not in LEAF_PURPOSES:
+            raise PKIError("purpose must be %s, not %r" % (" or ".join(LEAF_PURPOSES), purpose))
         if operation != "install":
             _check_validity(valid_days, renew_before_days)
             if not common_name:
                 raise PKIError("common_name is required to %s a certificate" % operation)
-        self.writer = writer
-        self.operation = operation
         self.purpose = purpose
         self.common_name = common_name
         self.sans = [parse_san(entry) for entry in subject_alt_names or ()]
-        self.path = path
-        self.privatekey_path = privatekey_path
-        self.privatekey_passphrase = privatekey_passphrase
-        self.privatekey_passphrase_file = privatekey_passphrase_file
-        self.ca_path = ca_path
-        self.ca_privatekey_path = ca_privatekey_path
-        self.ca_privatekey_passphrase = ca_privatekey_passphrase
-        self.csr_path = csr_path
-        self.csr_content = csr_content
-        self.certificate_content = certificate_content
-        self.key_type = key_type
         self.valid_days = valid_days
         self.renew_before_days = renew_before_days
-        self.chain_path = chain_path
-        self.mode = mode
-        self.privatekey_mode = privatekey_mode
-        self.owner = owner
-        self.group = group
 
-    def ensure(self):
-        return {"issue": self._issue, "request": self._request, "sign": self._sign_csr,
-                "install": self._install}[self.operation]()
-
-    # --- what is asked ------------------------------------------------------------------------
-
-    def _drift(self, cert, public_key, ca_cert, key_label):
+    def drift(self, cert, public_key, key_label, signer=None):
+        """Why ``cert`` no longer fits: another key, another CA (with ``signer``), other names,
+        purpose, or its expiry within renew_before_days. Empty when it fits."""
         found = []
         if not same_public_key(cert.public_key(), public_key):
             found.append("certificate does not belong to %s" % key_label)
-        if ca_cert is not None and not issued_by(cert, ca_cert):
-            found.append("certificate was not signed by the CA in %s" % self.ca_path)
+        if signer is not None and not issued_by(cert, signer.cert):
+            found.append("certificate was not signed by the CA in %s" % signer.path)
         if common_name_of(cert) != self.common_name:
             found.append("common name is %r, %r was asked" % (common_name_of(cert), self.common_name))
         have, want = sorted(sans_of(cert)), sorted(san_strings(self.sans))
@@ -465,179 +540,223 @@ class LeafCertificate:
             found.append(expiry)
         return found
 
-    def _sign(self, public_key, ca_cert, ca_key):
-        return build_certificate(
-            name_from_cn(self.common_name), ca_cert.subject, public_key, ca_key, self.valid_days,
-            leaf_extensions(public_key, ca_cert.public_key(), self.purpose, self.sans))
-
-    @staticmethod
-    def _chain_pem(cert, ca_bundle):
-        # The leaf, then its intermediates; a self-signed root stays out, peers bring their own.
-        return certificate_pem(cert) + b"".join(certificate_pem(c) for c in ca_bundle if not is_self_signed(c))
-
-    def _write_certificate(self, cert, rewrite, chain_pem):
-        if rewrite:
-            self.writer.write(self.path, certificate_pem(cert), self.mode, owner=self.owner, group=self.group)
-        else:
-            self.writer.attributes(self.path, self.mode, self.owner, self.group)
-        if self.chain_path:
-            self.writer.write(self.chain_path, chain_pem, self.mode, owner=self.owner, group=self.group)
-
-    # --- issue: key and certificate made here, signed by the CA files here --------------------
-
-    def _issue(self):
-        # Read the signer first: a broken CA must fail before any file is touched.
-        ca_cert, ca_key, bundle = load_signer(self.ca_path, self.ca_privatekey_path, self.ca_privatekey_passphrase)
-        reasons = []
-        key = self._key(reasons)
-        cert = _load_existing_cert(self.path)
-        if cert is None:
-            reasons.append("no readable certificate at %s" % self.path)
-        elif not key.new:
-            reasons.extend(self._drift(cert, key.key.public_key(), ca_cert, self.privatekey_path))
-        if reasons:
-            cert = self._sign(key.key.public_key(), ca_cert, ca_key)
-        key.save(self.writer, self.privatekey_mode, self.owner, self.group)
-        self._write_certificate(cert, bool(reasons), self._chain_pem(cert, bundle))
-        return {"reasons": reasons + ([key.rekeyed] if key.rekeyed else []), "certificate": describe(cert)}
-
-    def _key(self, reasons):
-        return _HostKey(self.privatekey_path, self.key_type, self.privatekey_passphrase, reasons,
-                        self.privatekey_passphrase_file)
-
-    # --- request: key (and CSR) on the host that uses them -------------------------------------
-
-    def _request(self):
-        reasons = []
-        key = self._key(reasons)
-        csr = None
-        if self.csr_path:
-            csr, missing = _load_owned(self.csr_path, load_csr, "CSR")
-            if missing:
-                reasons.append(missing)
-            elif not key.new:
-                reasons.extend(self._csr_drift(csr, key.key))
-        if csr is None or reasons:
-            csr = build_csr(key.key, name_from_cn(self.common_name), self.purpose, self.sans)
-        key.save(self.writer, self.privatekey_mode, self.owner, self.group)
-        if self.csr_path:
-            if reasons:
-                self.writer.write(self.csr_path, csr_pem(csr), self.mode, owner=self.owner, group=self.group)
-            else:
-                self.writer.attributes(self.csr_path, self.mode, self.owner, self.group)
-        # A new passphrase alone leaves the CSR and the certificate as they are.
-        reasons += [key.rekeyed] if key.rekeyed else []
-        result = {"reasons": reasons, "csr": csr_pem(csr).decode("ascii"), "existing_certificate": None,
-                  "certificate": None}
-        existing = _load_existing_cert(self.path) if self.path else None
-        if existing is not None:
-            result["existing_certificate"] = certificate_pem(existing).decode("ascii")
-            result["certificate"] = describe(existing)
-            result["certificate_reasons"] = self._drift(existing, key.key.public_key(), None, self.privatekey_path)
-        return result
-
-    def _csr_drift(self, csr, key):
+    def csr_drift(self, csr, key, key_label):
         found = []
         if not same_public_key(csr.public_key(), key.public_key()):
-            found.append("CSR does not belong to %s" % self.privatekey_path)
+            found.append("CSR does not belong to %s" % key_label)
         if csr.subject != name_from_cn(self.common_name):
             found.append("CSR subject is %s, CN=%s was asked" % (csr.subject.rfc4514_string(), self.common_name))
-        if sorted(sans_of_csr(csr)) != sorted(san_strings(self.sans)):
+        if sorted(sans_of(csr)) != sorted(san_strings(self.sans)):
             found.append("CSR subject alt names are %s, %s were asked"
-                         % (sorted(sans_of_csr(csr)), sorted(san_strings(self.sans))))
-        if purposes_of_csr(csr) != [self.purpose]:
-            found.append("CSR purpose is %s, %s was asked" % (purposes_of_csr(csr) or "unset", self.purpose))
+                         % (sorted(sans_of(csr)), sorted(san_strings(self.sans))))
+        if purposes_of(csr) != [self.purpose]:
+            found.append("CSR purpose is %s, %s was asked" % (purposes_of(csr) or "unset", self.purpose))
         return found
 
-    # --- sign: a CSR, where the CA key is -----------------------------------------------------
+    def sign(self, public_key, signer):
+        return signer.sign(name_from_cn(self.common_name), public_key, self.valid_days,
+                           leaf_extensions(public_key, signer.cert, self.purpose, self.sans))
 
-    def _sign_csr(self):
-        ca_cert, ca_key, bundle = load_signer(self.ca_path, self.ca_privatekey_path, self.ca_privatekey_passphrase)
-        if self.csr_content:
-            csr = load_csr(self.csr_content.encode("ascii") if not isinstance(self.csr_content, bytes)
-                           else self.csr_content, "csr_content")
-        else:
-            data = read_file(self.csr_path)
-            if data is None:
-                raise PKIError("%s: CSR not found (csr_path)" % self.csr_path)
-            csr = load_csr(data, self.csr_path)
-        # Only the public key comes from the request (its signature proves the requester holds
-        # the key); subject, names and purpose are what this task asks, never what the CSR asks.
-        reasons = []
-        cert = None
-        if self.certificate_content:
-            cert = load_certificates(_to_bytes(self.certificate_content), "certificate_content")[0]
-            reasons.extend(self._drift(cert, csr.public_key(), ca_cert, "the CSR's key"))
-        elif self.path:
-            cert = _load_existing_cert(self.path)
-            if cert is None:
-                reasons.append("no readable certificate at %s" % self.path)
-            else:
-                reasons.extend(self._drift(cert, csr.public_key(), ca_cert, "the CSR's key"))
-        else:
-            reasons.append("no current certificate given")
-        if reasons:
-            cert = self._sign(csr.public_key(), ca_cert, ca_key)
-        chain = self._chain_pem(cert, bundle)
-        if self.path:
-            self._write_certificate(cert, bool(reasons), chain)
-        return {"reasons": reasons, "certificate": describe(cert),
-                "certificate_pem": certificate_pem(cert).decode("ascii"), "chain_pem": chain.decode("ascii"),
-                "signed": bool(reasons)}
+    def csr(self, key):
+        return build_csr(key, name_from_cn(self.common_name), self.purpose, self.sans)
 
-    # --- install: a certificate next to its key ------------------------------------------------
 
-    def _install(self):
-        certs = load_certificates(_to_bytes(self.certificate_content), "certificate_content")
-        leaf = certs[0]
-        data = read_file(self.privatekey_path)
-        if data is None and self.writer.module.check_mode:
-            # In check mode the request step only pretended to make the key.
-            self.writer.changed = True
-            return {"reasons": ["no private key at %s yet; the certificate would be installed next to it"
-                                % self.privatekey_path], "certificate": describe(leaf)}
+class HostKeyFile(KeyFile):
+    """The private key of a leaf on the host that uses it, and nginx's password file for it."""
+
+    def __init__(self, path, passphrase=None, key_type="ecdsa-p256", passphrase_file=None):
+        super().__init__(path, passphrase, key_type)
+        self.passphrase_file = passphrase_file
+
+    def ensure(self, reasons):
+        return _HostKey(self.path, self.key_type, self.passphrase, reasons, self.passphrase_file)
+
+    def open(self, check_mode):
+        """The existing key as it opens now, or None when there is none. Outside check mode it
+        must already be encrypted with the passphrase asked (the request step re-encrypts it)."""
+        data = read_file(self.path)
         if data is None:
-            raise PKIError("%s: private key not found; install puts a certificate next to its key" % self.privatekey_path)
-        key, used = _open_host_key(data, self.privatekey_path, self.privatekey_passphrase,
-                                   self.privatekey_passphrase_file)
-        if used != (to_passphrase(self.privatekey_passphrase) or None) and not self.writer.module.check_mode:
+            if check_mode:
+                return None
+            raise PKIError("%s: private key not found; install puts a certificate next to its key" % self.path)
+        key, used = _open_host_key(data, self.path, self.passphrase, self.passphrase_file)
+        if used != (to_passphrase(self.passphrase) or None) and not check_mode:
             # Only check mode may find the key before the request task re-encrypts it.
             raise PKIError("%s: the private key is not encrypted with privatekey_passphrase yet; "
-                           "operation=request re-encrypts it" % self.privatekey_path)
-        problems = []
-        if not same_public_key(leaf.public_key(), key.public_key()):
-            problems.append("the certificate (%s) does not belong to the private key in %s"
-                            % (leaf.subject.rfc4514_string(), self.privatekey_path))
-        if self.purpose not in purposes_of(leaf):
-            problems.append("the certificate's extended key usage allows %s, not %s"
-                            % (purposes_of(leaf) or "nothing", self.purpose))
-        if not_after(leaf) <= utcnow():
-            problems.append("the certificate expired on %s" % not_after(leaf).isoformat())
-        for child, parent in zip(certs, certs[1:]):
-            if not issued_by(child, parent):
-                problems.append("the chain is out of order: %s was not issued by the next certificate, %s"
-                                % (child.subject.rfc4514_string(), parent.subject.rfc4514_string()))
-        if self.ca_path:
-            problems.extend(self._check_anchor(certs))
-        if problems:
-            raise PKIError("certificate_content: refusing to install it at %s: %s" % (self.path, "; ".join(problems)))
-        existing = _load_existing_cert(self.path)
-        rewrite = existing is None or certificate_pem(existing) != certificate_pem(leaf)
-        chain = b"".join(certificate_pem(c) for c in certs)
-        self._write_certificate(leaf, rewrite, chain)
-        return {"reasons": ["certificate at %s differs" % self.path] if rewrite else [],
-                "certificate": describe(leaf)}
+                           "operation=request re-encrypts it" % self.path)
+        return key
 
-    def _check_anchor(self, certs):
-        data = read_file(self.ca_path)
-        if data is None:
-            return ["%s: CA certificate not found (ca_path)" % self.ca_path]
-        anchors = load_certificates(data, self.ca_path)
-        top = certs[-1]
-        if any(certificate_pem(top) == certificate_pem(a) for a in anchors) or any(issued_by(top, a) for a in anchors):
-            return []
-        return ["the certificate does not chain to a CA in %s" % self.ca_path]
+
+def _write_leaf(files, cert, rewrite, path, chain_path=None, chain_pem=None):
+    files.write(path, certificate_pem(cert), rewrite)
+    if chain_path:
+        files.write(chain_path, chain_pem)
+
+
+def issue(spec, key_file, signer, files, path, chain_path=None):
+    """Key and certificate here, signed by ``signer``; either is made again only when it no longer fits."""
+    reasons = []
+    key = key_file.ensure(reasons)
+    cert = _load_existing_cert(path)
+    if cert is None:
+        reasons.append("no readable certificate at %s" % path)
+    elif not key.new:
+        reasons.extend(spec.drift(cert, key.key.public_key(), key_file.path, signer))
+    if reasons:
+        cert = spec.sign(key.key.public_key(), signer)
+    key.save(files)
+    _write_leaf(files, cert, bool(reasons), path, chain_path, signer.chain_pem(cert))
+    return {"reasons": reasons + ([key.rekeyed] if key.rekeyed else []), "certificate": describe(cert)}
+
+
+def request(spec, key_file, files, path=None, csr_path=None):
+    """The key (and, with ``csr_path``, a CSR file) on the host; returns the CSR and the
+    certificate now at ``path``, which ``sign`` keeps when it still fits."""
+    reasons = []
+    key = key_file.ensure(reasons)
+    csr = None
+    if csr_path:
+        csr, missing = _load_owned(csr_path, load_csr, "CSR")
+        if missing:
+            reasons.append(missing)
+        elif not key.new:
+            reasons.extend(spec.csr_drift(csr, key.key, key_file.path))
+    if csr is None or reasons:
+        csr = spec.csr(key.key)
+    key.save(files)
+    if csr_path:
+        files.write(csr_path, csr_pem(csr), bool(reasons))
+    # A new passphrase alone leaves the CSR and the certificate as they are.
+    reasons += [key.rekeyed] if key.rekeyed else []
+    result = {"reasons": reasons, "csr": csr_pem(csr).decode("ascii"), "existing_certificate": None,
+              "certificate": None}
+    existing = _load_existing_cert(path) if path else None
+    if existing is not None:
+        result["existing_certificate"] = certificate_pem(existing).decode("ascii")
+        result["certificate"] = describe(existing)
+        result["certificate_reasons"] = spec.drift(existing, key.key.public_key(), key_file.path)
+    return result
+
+
+def load_request(csr_content=None, csr_path=None):
+    """The CSR to sign, from ``csr_content`` or else the file ``csr_path``."""
+    if csr_content:
+        return load_csr(csr_content if isinstance(csr_content, bytes) else csr_content.encode("ascii"), "csr_content")
+    data = read_file(csr_path)
+    if data is None:
+        raise PKIError("%s: CSR not found (csr_path)" % csr_path)
+    return load_csr(data, csr_path)
+
+
+def sign(spec, signer, csr, files, certificate_content=None, path=None, chain_path=None):
+    """Sign ``csr`` with ``signer``, unless the current certificate (``certificate_content``,
+    or the file at ``path``) still fits; with ``path``, the result is written there too.
+
+    Only the public key comes from the request (its signature proves the requester holds the
+    key); subject, names and purpose are what ``spec`` asks, never what the CSR asks."""
+    reasons = []
+    cert = None
+    if certificate_content:
+        cert = load_certificates(_to_bytes(certificate_content), "certificate_content")[0]
+        reasons.extend(spec.drift(cert, csr.public_key(), "the CSR's key", signer))
+    elif path:
+        cert = _load_existing_cert(path)
+        if cert is None:
+            reasons.append("no readable certificate at %s" % path)
+        else:
+            reasons.extend(spec.drift(cert, csr.public_key(), "the CSR's key", signer))
+    else:
+        reasons.append("no current certificate given")
+    if reasons:
+        cert = spec.sign(csr.public_key(), signer)
+    chain = signer.chain_pem(cert)
+    if path:
+        _write_leaf(files, cert, bool(reasons), path, chain_path, chain)
+    return {"reasons": reasons, "certificate": describe(cert),
+            "certificate_pem": certificate_pem(cert).decode("ascii"), "chain_pem": chain.decode("ascii"),
+            "signed": bool(reasons)}
+
+
+def install(purpose, key_file, files, certificate_content, path, chain_path=None, ca_path=None):
+    """Write ``certificate_content`` (the leaf, then its intermediates) to ``path`` once it is
+    known to belong to the key, fit ``purpose``, be current and in order and, with
+    ``ca_path``, chain to that CA."""
+    certs = load_certificates(_to_bytes(certificate_content), "certificate_content")
+    leaf = certs[0]
+    key = key_file.open(files.check_mode)
+    if key is None:
+        # In check mode the request step only pretended to make the key.
+        files.writer.changed = True
+        return {"reasons": ["no private key at %s yet; the certificate would be installed next to it"
+                            % key_file.path], "certificate": describe(leaf)}
+    problems = []
+    if not same_public_key(leaf.public_key(), key.public_key()):
+        problems.append("the certificate (%s) does not belong to the private key in %s"
+                        % (leaf.subject.rfc4514_string(), key_file.path))
+    if purpose not in purposes_of(leaf):
+        problems.append("the certificate's extended key usage allows %s, not %s"
+                        % (purposes_of(leaf) or "nothing", purpose))
+    if not_after(leaf) <= utcnow():
+        problems.append("the certificate expired on %s" % not_after(leaf).isoformat())
+    for child, parent in zip(certs, certs[1:]):
+        if not issued_by(child, parent):
+            problems.append("the chain is out of order: %s was not issued by the next certificate, %s"
+                            % (child.subject.rfc4514_string(), parent.subject.rfc4514_string()))
+    if ca_path:
+        problems.extend(_anchor_problems(certs, ca_path))
+    if problems:
+        raise PKIError("certificate_content: refusing to install it at %s: %s" % (path, "; ".join(problems)))
+    existing = _load_existing_cert(path)
+    rewrite = existing is None or certificate_pem(existing) != certificate_pem(leaf)
+    _write_leaf(files, leaf, rewrite, path, chain_path, b"".join(certificate_pem(c) for c in certs))
+    return {"reasons": ["certificate at %s differs" % path] if rewrite else [], "certificate": describe(leaf)}
+
+
+def _anchor_problems(certs, ca_path):
+    data = read_file(ca_path)
+    if data is None:
+        return ["%s: CA certificate not found (ca_path)" % ca_path]
+    anchors = load_certificates(data, ca_path)
+    top = certs[-1]
+    if any(certificate_pem(top) == certificate_pem(a) for a in anchors) or any(issued_by(top, a) for a in anchors):
+        return []
+    return ["the certificate does not chain to a CA in %s" % ca_path]
 
 
 def _to_bytes(value):
     return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+# mtls.nginx.certificate's options by the piece of an operation that takes them.
+_SPEC_OPTIONS = ("common_name", "subject_alt_names", "valid_days", "renew_before_days")
+_FILES_OPTIONS = ("mode", "privatekey_mode", "owner", "group")
+_OTHER_OPTIONS = ("privatekey_path", "privatekey_passphrase", "privatekey_passphrase_file", "key_type",
+                  "ca_path", "ca_privatekey_path", "ca_privatekey_passphrase",
+                  "path", "chain_path", "csr_path", "csr_content", "certificate_content")
+
+
+def ensure_leaf(writer, purpose, operation="issue", **options):
+    """Run one operation of mtls.nginx.certificate from the module's options: what is asked,
+    the host key, the signing CA and the files are built here, each from its own options, and
+    the operation takes only the pieces it needs."""
+    if operation not in OPERATIONS:
+        raise PKIError("operation must be one of %s, not %r" % (", ".join(OPERATIONS), operation))
+    unknown = sorted(set(options).difference(_SPEC_OPTIONS + _FILES_OPTIONS + _OTHER_OPTIONS))
+    if unknown:
+        raise TypeError("ensure_leaf() got unexpected options: %s" % ", ".join(unknown))
+    option = options.get
+    spec = LeafSpec(purpose, operation, **dict((k, options[k]) for k in _SPEC_OPTIONS if k in options))
+    files = Files(writer, **dict((k, options[k]) for k in _FILES_OPTIONS if k in options))
+    key_file = HostKeyFile(option("privatekey_path"), option("privatekey_passphrase"),
+                           option("key_type", "ecdsa-p256"), option("privatekey_passphrase_file"))
+    if operation == "install":
+        return install(purpose, key_file, files, option("certificate_content"), option("path"), option("chain_path"),
+                       option("ca_path"))
+    if operation == "request":
+        return request(spec, key_file, files, option("path"), option("csr_path"))
+    # Read the signer first: a broken CA must fail before any file is touched.
+    signer = SignerFiles(option("ca_path"), option("ca_privatekey_path"), option("ca_privatekey_passphrase")).load()
+    if operation == "issue":
+        return issue(spec, key_file, signer, files, option("path"), option("chain_path"))
+    csr = load_request(option("csr_content"), option("csr_path"))
+    return sign(spec, signer, csr, files, option("certificate_content"), option("path"), option("chain_path"))

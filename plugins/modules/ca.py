@@ -13,12 +13,12 @@ description:
     intermediate signed by a parent CA given by its files (O(parent_path)). Its certificate is
     what the upstream tier trusts for clients (C(ssl_client_certificate)) and what the proxy
     tier trusts for upstreams (C(proxy_ssl_trusted_certificate)).
-  - Idempotent. The certificate is re-signed, with the same key and subject so that issued
-    certificates stay valid, when it is missing, does not belong to the key, is not a CA,
-    carries another common name or path length, was not signed by the parent asked (or, for a
-    root, is not self-signed), or expires within O(renew_before_days). The key is regenerated
-    only when it is missing or of another type (which invalidates issued certificates); a key
-    that cannot be read or decrypted is an error, never replaced.
+  - Idempotent. The certificate is re-signed, with the same key, subject and subject key
+    identifier so that issued certificates stay valid, when it is missing, does not belong to
+    the key, is not a CA, carries another common name or path length, was not signed by the
+    parent asked (or, for a root, is not self-signed), or expires within O(renew_before_days).
+    The key is regenerated only when it is missing or of another type (which invalidates
+    issued certificates); a key that cannot be read or decrypted is an error, never replaced.
   - With O(crl_path), also ensures a certificate revocation list signed by this CA listing
     O(revoked_serials) and O(revoked_certificates), for nginx's C(ssl_crl). nginx rejects every
     client once the CRL's next update has passed, so the CRL is regenerated when its next
@@ -28,17 +28,12 @@ description:
   - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
 author:
   - mtls.nginx contributors (@mtls-nginx)
-requirements:
-  - cryptography >= 3.4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mtls.nginx.attributes
+  - mtls.nginx.cryptography
+  - mtls.nginx.files
+  - mtls.nginx.private_key
 options:
   path:
     description: Where the CA certificate (PEM) is written.
@@ -55,11 +50,6 @@ options:
     description: Subject common name of the CA; at most 64 printable characters, none of C(;{}"\).
     type: str
     required: true
-  key_type:
-    description: Type of a newly generated key.
-    type: str
-    default: ecdsa-p256
-    choices: [ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519]
   valid_days:
     description: Validity of a newly signed CA certificate, in days.
     type: int
@@ -114,20 +104,6 @@ options:
     description: Regenerate the CRL when its next update is this many days away or fewer.
     type: int
     default: 2
-  mode:
-    description: Mode of the certificate, chain and CRL files.
-    type: raw
-    default: "0644"
-  privatekey_mode:
-    description: Mode of the private key file.
-    type: raw
-    default: "0600"
-  owner:
-    description: Owner of the files written; unchanged when omitted.
-    type: str
-  group:
-    description: Group of the files written; unchanged when omitted.
-    type: str
 seealso:
   - module: mtls.nginx.certificate
 """
@@ -236,17 +212,19 @@ crl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mtls.nginx.plugins.module_utils._crypto import KEY_TYPES, PKIError, require_cryptography
+from ansible_collections.mtls.nginx.plugins.module_utils._argspec import argument_spec, file_options, key_type_option
+from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError, require_cryptography
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=argument_spec(
+            file_options(),
+            key_type_option(),
             path=dict(type="path", required=True),
             privatekey_path=dict(type="path", required=True, no_log=False),
             common_name=dict(type="str", required=True),
-            key_type=dict(type="str", default="ecdsa-p256", choices=list(KEY_TYPES)),
             valid_days=dict(type="int", default=3650),
             renew_before_days=dict(type="int", default=90),
             path_length=dict(type="int"),
@@ -260,10 +238,6 @@ def main():
             revoked_certificates=dict(type="list", elements="path", default=[]),
             crl_valid_days=dict(type="int", default=7),
             crl_renew_before_days=dict(type="int", default=2),
-            mode=dict(type="raw", default="0644"),
-            privatekey_mode=dict(type="raw", default="0600", no_log=False),
-            owner=dict(type="str"),
-            group=dict(type="str"),
         ),
         required_together=[("parent_path", "parent_privatekey_path")],
         supports_check_mode=True,

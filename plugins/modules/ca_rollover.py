@@ -23,13 +23,7 @@ author:
   - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - mtls.nginx.attributes.no_diff
 options:
   path:
     description: The PKI directory (C(mtls_pki_dir) of the pki role).

@@ -34,17 +34,12 @@ description:
     passphrase does not decrypt is refused before anything changes.
 author:
   - mtls.nginx contributors (@mtls-nginx)
-requirements:
-  - cryptography >= 3.4 (on the host that runs each operation; Debian's C(python3-cryptography) will do)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mtls.nginx.attributes
+  - mtls.nginx.cryptography
+  - mtls.nginx.files
+  - mtls.nginx.private_key
 options:
   operation:
     description:
@@ -144,11 +139,6 @@ options:
     type: list
     elements: str
     default: []
-  key_type:
-    description: Type of a newly generated key. ECDSA P-256 makes handshakes cheapest.
-    type: str
-    default: ecdsa-p256
-    choices: [ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519]
   valid_days:
     description: Validity of a newly issued certificate, in days.
     type: int
@@ -157,20 +147,6 @@ options:
     description: Reissue when the certificate expires within this many days.
     type: int
     default: 30
-  mode:
-    description: Mode of the certificate, chain and CSR files.
-    type: raw
-    default: "0644"
-  privatekey_mode:
-    description: Mode of the private key file.
-    type: raw
-    default: "0600"
-  owner:
-    description: Owner of the files written; unchanged when omitted.
-    type: str
-  group:
-    description: Group of the files written; unchanged when omitted.
-    type: str
 seealso:
   - module: mtls.nginx.ca
 """
@@ -316,8 +292,9 @@ certificate:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mtls.nginx.plugins.module_utils._argspec import argument_spec, file_options, key_type_option
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
-    KEY_TYPES,
+    LEAF_PURPOSES,
     PKIError,
     check_common_name,
     require_cryptography,
@@ -327,7 +304,9 @@ from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWrite
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=argument_spec(
+            file_options(),
+            key_type_option(),
             operation=dict(type="str", default="issue", choices=["issue", "request", "sign", "install"]),
             path=dict(type="path"),
             privatekey_path=dict(type="path", no_log=False),
@@ -340,16 +319,11 @@ def main():
             ca_path=dict(type="path"),
             ca_privatekey_path=dict(type="path", no_log=False),
             ca_privatekey_passphrase=dict(type="str", no_log=True),
-            purpose=dict(type="str", required=True, choices=["server", "client"]),
+            purpose=dict(type="str", required=True, choices=list(LEAF_PURPOSES)),
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
-            key_type=dict(type="str", default="ecdsa-p256", choices=list(KEY_TYPES)),
             valid_days=dict(type="int", default=365),
             renew_before_days=dict(type="int", default=30),
-            mode=dict(type="raw", default="0644"),
-            privatekey_mode=dict(type="raw", default="0600", no_log=False),
-            owner=dict(type="str"),
-            group=dict(type="str"),
         ),
         required_if=[
             ("operation", "issue", ("path", "privatekey_path", "ca_path", "ca_privatekey_path", "common_name")),
@@ -362,14 +336,14 @@ def main():
         supports_check_mode=True,
     )
     require_cryptography(module)
-    from ansible_collections.mtls.nginx.plugins.module_utils._pki import LeafCertificate
+    from ansible_collections.mtls.nginx.plugins.module_utils._pki import ensure_leaf
 
     writer = FileWriter(module)
     try:
         if module.params["common_name"] is not None:
             # Checked here too: sign and issue keep a certificate that still fits without building a name.
             check_common_name(module.params["common_name"])
-        result = LeafCertificate(writer, **module.params).ensure()
+        result = ensure_leaf(writer, **module.params)
     except PKIError as exc:
         module.fail_json(msg=str(exc))
     # A newly signed certificate is a change even when sign writes no file.

@@ -30,17 +30,10 @@ description:
   - Changes nothing, except a DER certificate converted to PEM with O(convert_der=true).
 author:
   - mtls.nginx contributors (@mtls-nginx)
-requirements:
-  - cryptography >= 3.4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mtls.nginx.attributes
+  - mtls.nginx.cryptography
 options:
   path:
     description: The certificate file (PEM), leaf first, then its intermediates in order.
@@ -180,7 +173,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mtls.nginx.plugins.module_utils._crypto import require_cryptography
+from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PURPOSES, require_cryptography
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
 
 
@@ -191,7 +184,7 @@ def main():
             privatekey_path=dict(type="path", no_log=False),
             privatekey_passphrase=dict(type="str", no_log=True),
             ca_path=dict(type="path"),
-            purpose=dict(type="str", choices=["server", "client", "ca"]),
+            purpose=dict(type="str", choices=list(PURPOSES)),
             expected_name=dict(type="str"),
             verify_depth=dict(type="int"),
             min_days_remaining=dict(type="int", default=0),

@@ -29,19 +29,15 @@ description:
     no change.
 author:
   - mtls.nginx contributors (@mtls-nginx)
-requirements:
-  - cryptography >= 3.4
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mtls.nginx.attributes
+  - mtls.nginx.cryptography
 attributes:
   check_mode:
-    support: full
     details: Reads everything and reports what would change; writes no metrics file and creates no directory.
   diff_mode:
-    support: full
     details: Shows the metrics file before and after when it changes.
-  platform:
-    platforms: posix
 options:
   paths:
     description:

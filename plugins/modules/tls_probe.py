@@ -21,13 +21,8 @@ author:
   - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - mtls.nginx.attributes.no_diff
+  - mtls.nginx.cryptography
 options:
   host:
     description: Address or name to connect to.

@@ -35,13 +35,13 @@ class Cert:
 
 
 def issue(cn, issuer=None, ca=False, eku=("server",), sans=("DNS:svc",), not_before=None, not_after=None,
-          key_obj=None, basic_constraints=True):
+          key_obj=None, basic_constraints=True, serial=None):
     k = key_obj or key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     signer_name = issuer.cert.subject if issuer else subject
     signer_key = issuer.key if issuer else k
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(signer_name).public_key(k.public_key())
-         .serial_number(x509.random_serial_number())
+         .serial_number(serial or x509.random_serial_number())
          .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 90 * DAY))
     if basic_constraints:
         b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)

@@ -1,9 +1,6 @@
 """The walking skeleton: a request crosses both tiers over mTLS; what must be refused is."""
 
-from conftest import curl
-
-PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
-UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
+from mtls_testing import PROXY_PKI, UPSTREAM_PKI, curl
 
 
 def test_request_through_proxy_reaches_backend_with_verified_identity(proxy):

@@ -5,7 +5,7 @@ import re
 import shutil
 import subprocess
 
-from conftest import run_playbook
+from mtls_testing import run_playbook
 
 METRICS = "/var/lib/prometheus/node-exporter/mtls_nginx.prom"
 FILES = {"upstream": ["server.pem", "server-chain.pem", "client-ca.pem", "client-ca.crl"],

@@ -2,7 +2,7 @@
 site alone: it keeps its files and keeps serving, next to the mTLS tier."""
 
 import pytest
-from conftest import curl
+from mtls_testing import curl
 
 EXISTING_SITE = """server {
     listen 127.0.0.1:8090;

@@ -4,12 +4,10 @@ only and check a CRL of each CA, which nginx needs for every CA of a chain."""
 
 import os
 
-from conftest import curl
 from cryptography import x509
-from matrix_tests import make_client, put
+from matrix_tests import make_client, put_client, straight_to
+from mtls_testing import PKI, curl
 
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-PKI = os.path.join(EPHEMERAL, "pki")
 ISSUER = "CN=mtls.nginx keyhome issuing CA"
 ROOT = "CN=mtls.nginx CA"
 
@@ -44,11 +42,7 @@ def _as_intermediate_client(proxy, upstream, label, **options):
     cert, key = make_client(PKI, label, issuer="intermediate", **options)
     with open(os.path.join(PKI, "intermediate.pem"), "rb") as handle:
         chain = cert + handle.read()
-    put(proxy, "/root/inter/%s.pem" % label, chain, "0644")
-    put(proxy, "/root/inter/%s.key" % label, key)
-    name = upstream.backend.get_hostname()
-    return curl(proxy, "https://%s:8443/" % name, "--cacert", "/etc/nginx/mtls/mtls-proxy/upstream-ca.pem",
-                "--cert", "/root/inter/%s.pem" % label, "--key", "/root/inter/%s.key" % label)
+    return straight_to(proxy, upstream, *put_client(proxy, "/root/inter/" + label, chain, key))
 
 
 def test_a_client_issued_by_the_intermediate_is_accepted(proxy, upstream):

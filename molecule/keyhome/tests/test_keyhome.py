@@ -11,11 +11,8 @@ import stat
 import tempfile
 
 import pytest
-from conftest import curl, probe, run_playbook
+from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, curl, extra_inventory, probe, run_playbook
 
-PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
-UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 VVV_LOG = os.path.join(EPHEMERAL, "ansible-vvv.log")
 # Where a key could have landed on the controller: the PKI directory (inside the ephemeral
 # directory), Ansible's own temporary and cache directories, and the temporary directory.
@@ -58,9 +55,8 @@ def test_keys_are_private_on_their_hosts(proxy, upstream):
 
 
 def test_controller_holds_the_ca_but_no_host_key(proxy, upstream):
-    pki = os.path.join(EPHEMERAL, "pki")
     # The root, and the intermediate that issues host certificates (mtls_pki_intermediate_common_name).
-    assert sorted(os.listdir(pki)) == ["ca.crl", "ca.key", "ca.pem", "intermediate-chain.pem", "intermediate.crl",
+    assert sorted(os.listdir(PKI)) == ["ca.crl", "ca.key", "ca.pem", "intermediate-chain.pem", "intermediate.crl",
                                        "intermediate.key", "intermediate.pem"]
     keys = _keys(proxy, upstream)
     searched = 0
@@ -90,11 +86,18 @@ def test_no_key_or_its_digest_in_the_vvv_output(proxy, upstream):
     assert "PRIVATE KEY-----" not in log
 
 
+def _probe_upstream(proxy, upstream, client=PROXY_PKI + "/client-chain.pem", client_key=PROXY_PKI + "/client.key",
+                    **args):
+    """mtls.nginx.tls_probe from the proxy host to the upstream host's mTLS site, presenting the
+    client certificate ``client`` (by default the proxy host's own)."""
+    name = upstream.backend.get_hostname()
+    return probe(proxy, host=name, port=8443, server_name=name, ca_path=PROXY_PKI + "/upstream-ca.pem",
+                 certificate_path=client, privatekey_path=client_key, http_path="/", **args)
+
+
 def test_probe_from_proxy_with_its_certificate_succeeds(proxy, upstream):
     name = upstream.backend.get_hostname()
-    result = probe(proxy, host=name, port=8443, server_name=name, ca_path=PROXY_PKI + "/upstream-ca.pem",
-                   certificate_path=PROXY_PKI + "/client-chain.pem", privatekey_path=PROXY_PKI + "/client.key",
-                   http_path="/")
+    result = _probe_upstream(proxy, upstream)
     assert not result.get("failed"), result.get("msg")
     assert result["accepted"] is True and result["http_status"] == 200
     assert result["protocol"] in ("TLSv1.2", "TLSv1.3")
@@ -118,25 +121,18 @@ def rogue_client(proxy):
 
 
 def test_probe_with_a_certificate_from_another_ca_reports_failure(proxy, upstream, rogue_client):
-    name = upstream.backend.get_hostname()
-    result = probe(proxy, host=name, port=8443, server_name=name, ca_path=PROXY_PKI + "/upstream-ca.pem",
-                   certificate_path=rogue_client + "/client.pem", privatekey_path=rogue_client + "/client.key",
-                   http_path="/", expect="failure")
+    result = _probe_upstream(proxy, upstream, rogue_client + "/client.pem", rogue_client + "/client.key",
+                             expect="failure")
     assert not result.get("failed"), result.get("msg")
     assert result["accepted"] is False and result["http_status"] == 400
     assert "HTTP 400" in result["error"]
     # Asked to expect success, the module fails and says why.
-    failing = probe(proxy, host=name, port=8443, server_name=name, ca_path=PROXY_PKI + "/upstream-ca.pem",
-                    certificate_path=rogue_client + "/client.pem", privatekey_path=rogue_client + "/client.key",
-                    http_path="/")
+    failing = _probe_upstream(proxy, upstream, rogue_client + "/client.pem", rogue_client + "/client.key")
     assert failing.get("failed") and "HTTP 400" in failing["msg"]
 
 
 def _served_names(proxy, upstream):
-    name = upstream.backend.get_hostname()
-    result = probe(proxy, host=name, port=8443, server_name=name, ca_path=PROXY_PKI + "/upstream-ca.pem",
-                   certificate_path=PROXY_PKI + "/client-chain.pem", privatekey_path=PROXY_PKI + "/client.key",
-                   http_path="/")
+    result = _probe_upstream(proxy, upstream)
     assert result["accepted"] is True, result.get("error")
     return result["peer_chain"][0]["subject_alt_names"]
 
@@ -147,12 +143,8 @@ def test_a_san_added_in_the_inventory_reissues_and_reloads_then_nothing_changes(
     assert "DNS:orders.internal" not in _served_names(proxy, upstream)
 
     # A second inventory source, as an operator would add host_vars.
-    extra = tmp_path / "inventory"
-    extra.mkdir()
-    (extra / "hosts.yml").write_text(
-        "all:\n  hosts:\n    %s:\n      mtls_upstream_subject_alt_names:\n"
-        "        - DNS:%s\n        - DNS:orders.internal\n" % (name, name))
-    args = ["-i", str(extra)]
+    sans = ["DNS:" + name, "DNS:orders.internal"]
+    args = ["-i", extra_inventory(tmp_path, hosts={name: {"mtls_upstream_subject_alt_names": sans}})]
     rc, out, recap = run_playbook("mtls.nginx.site", *args)
     assert rc == 0, out[-3000:]
     assert recap[name]["changed"] >= 2, out[-3000:]

@@ -7,9 +7,7 @@ the ones that stop a service or change the inventory come last and restore what 
 """
 
 import base64
-import datetime
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -17,16 +15,10 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from mtls_testing import curl, run_playbook
+from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, curl, extra_inventory, run_playbook
+from pkifactory import DAY, NOW, Cert, issue, write
 
-PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
-UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 REVOKED_SERIAL = 0x7E57ED0001  # listed in mtls_pki_revoked_serials in the inventory
-NOW = datetime.datetime.now(datetime.timezone.utc)
-DAY = datetime.timedelta(days=1)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -36,33 +28,29 @@ def _load_ca(directory, name="ca"):
         cert = x509.load_pem_x509_certificate(f.read())
     with open(os.path.join(directory, name + ".key"), "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
-    return cert, key
+    return Cert(cert, key)
 
 
-def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku=ExtendedKeyUsageOID.CLIENT_AUTH,
-                dns_names=(), issuer="ca"):
+def make_client(ca_dir, cn, serial=None, not_before=None, not_after=None, eku="client", dns_names=(), issuer="ca"):
     """A client certificate and key (PEM) signed by the CA ``issuer`` (``ca`` or ``intermediate``)
-    in ``ca_dir``, with the flaw asked for."""
-    ca_cert, ca_key = _load_ca(ca_dir, issuer)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(serial or x509.random_serial_number())
-            .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 30 * DAY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False))
-    if dns_names:
-        cert = cert.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
-    cert = cert.sign(ca_key, hashes.SHA256())
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    in ``ca_dir``, with the flaw asked for: valid for 30 days unless told otherwise, the extended
+    key usage ``eku`` (pkifactory's names: ``client``, ``server``), DNS names only if given."""
+    made = issue(cn, issuer=_load_ca(ca_dir, issuer), eku=(eku,), sans=["DNS:" + n for n in dns_names],
+                 not_before=not_before, not_after=not_after or NOW + 30 * DAY, serial=serial)
+    return made.pem, made.key_pem()
 
 
 def put(host, path, data, mode="0600"):
     host.run_expect([0], "install -d -m 0700 %s && echo %s | base64 -d > %s && chmod %s %s" % (
         os.path.dirname(path), base64.b64encode(data).decode(), path, mode, path))
+
+
+def put_client(host, base, cert_pem, key_pem):
+    """Installs a client certificate and its key on ``host`` as ``base``.pem and ``base``.key;
+    returns the options that have curl present them."""
+    put(host, base + ".pem", cert_pem, "0644")
+    put(host, base + ".key", key_pem)
+    return ["--cert", base + ".pem", "--key", base + ".key"]
 
 
 def name_of(host):
@@ -81,11 +69,16 @@ def as_proxy(proxy, upstream, *options):
                        *options)
 
 
+def by_service_name(proxy, upstream):
+    """A request from the proxy host to an upstream host under the service name, presenting the
+    proxy host's own certificate, as the proxy tier sends it."""
+    return curl(proxy, "https://orders.internal:8443/", "--cacert", PROXY_PKI + "/upstream-ca.pem",
+                "--resolve", "orders.internal:8443:" + upstream.interface("eth0").addresses[0],
+                "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key")
+
+
 def with_client(proxy, upstream, label, cert_pem, key_pem, path="/"):
-    base = "/root/matrix/" + label
-    put(proxy, base + ".pem", cert_pem, "0644")
-    put(proxy, base + ".key", key_pem)
-    return straight_to(proxy, upstream, "--cert", base + ".pem", "--key", base + ".key", path=path)
+    return straight_to(proxy, upstream, *put_client(proxy, "/root/matrix/" + label, cert_pem, key_pem), path=path)
 
 
 def refused_reason(response):
@@ -99,6 +92,18 @@ def fingerprint_of_files(host, top="/etc/nginx"):
     out = host.run("find %s -type f -exec sha256sum {} + | sort" % top)
     assert out.rc == 0, out.stderr
     return out.stdout
+
+
+def serving_from_files(tmp_path, upstream, **variables):
+    """An extra inventory in which ``upstream`` serves a new certificate for the service, read
+    with its key from files in ``tmp_path`` (orders.pem, orders.key); ``variables`` are more of
+    the upstream's variables."""
+    cert, key = make_client(PKI, "orders.internal", eku="server", dns_names=("orders.internal", name_of(upstream)))
+    return extra_inventory(tmp_path, hosts={name_of(upstream): dict({
+        "mtls_upstream_certificate_source": "files",
+        "mtls_upstream_certificate_file": write(tmp_path, "orders.pem", cert),
+        "mtls_upstream_private_key_file": write(tmp_path, "orders.key", key),
+    }, **variables)})
 
 
 # --- what must pass ----------------------------------------------------------------------------
@@ -116,9 +121,7 @@ def test_valid_client_certificate_through_the_proxy_gets_200(proxy):
 def test_every_upstream_host_serves_the_service_name(proxy, upstreams):
     assert len(upstreams) == 2
     for upstream in upstreams:
-        response = curl(proxy, "https://orders.internal:8443/", "--cacert", PROXY_PKI + "/upstream-ca.pem",
-                        "--resolve", "orders.internal:8443:" + upstream.interface("eth0").addresses[0],
-                        "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key")
+        response = by_service_name(proxy, upstream)
         assert response.status == 200, response.body
 
 
@@ -139,9 +142,7 @@ def test_encrypted_keys_are_read_through_their_password_files(proxy, upstreams):
     response = curl(proxy, "http://127.0.0.1:8083/reports")
     assert response.status == 200
     assert response.json()["headers"]["X-Client-DN"] == "CN=reporting." + name_of(proxy)
-    served = curl(proxy, "https://orders.internal:8443/", "--cacert", PROXY_PKI + "/upstream-ca.pem",
-                  "--resolve", "orders.internal:8443:" + second.interface("eth0").addresses[0],
-                  "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key")
+    served = by_service_name(proxy, second)
     assert served.status == 200
 
 
@@ -186,21 +187,21 @@ def test_client_certificate_from_another_ca_gets_400(proxy, upstream):
 
 
 def test_expired_client_certificate_gets_400(proxy, upstream):
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy),
+    cert, key = make_client(PKI, name_of(proxy),
                             not_before=NOW - 10 * DAY, not_after=NOW - DAY)
     assert refused_reason(with_client(proxy, upstream, "expired", cert, key)) == "certificate has expired"
 
 
 def test_revoked_client_certificate_gets_400(proxy, upstream):
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy), serial=REVOKED_SERIAL)
+    cert, key = make_client(PKI, name_of(proxy), serial=REVOKED_SERIAL)
     assert refused_reason(with_client(proxy, upstream, "revoked", cert, key)) == "certificate revoked"
     # The same CA's certificate with another serial passes: the CRL, not the CA, refused it.
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy))
+    cert, key = make_client(PKI, name_of(proxy))
     assert with_client(proxy, upstream, "not-revoked", cert, key).status == 200
 
 
 def test_client_certificate_without_client_auth_gets_400(proxy, upstream):
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(proxy), eku=ExtendedKeyUsageOID.SERVER_AUTH)
+    cert, key = make_client(PKI, name_of(proxy), eku="server")
     reason = refused_reason(with_client(proxy, upstream, "server-eku", cert, key))
     # OpenSSL 3 says "unsuitable", OpenSSL 1.1 said "unsupported".
     assert reason in ("unsuitable certificate purpose", "unsupported certificate purpose"), reason
@@ -258,13 +259,12 @@ def test_front_end_certificate_header_passes_only_from_trusted_sources(proxy, up
     via_proxy = curl(proxy, "http://127.0.0.1:8080/", "-H", "X-SSL-Client-Cert: forged").json()["headers"]
     assert "X-Original-Client-Cert" not in via_proxy
     # From outside the trusted network (here: the upstream host itself, over loopback) it is dropped.
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), "loopback-client")
-    put(upstream, "/root/matrix/loopback.pem", cert, "0644")
-    put(upstream, "/root/matrix/loopback.key", key)
+    cert, key = make_client(PKI, "loopback-client")
+    presented = put_client(upstream, "/root/matrix/loopback", cert, key)
     name = name_of(upstream)
     untrusted = curl(upstream, "https://%s:8443/" % name, "--resolve", "%s:8443:127.0.0.1" % name,
-                     "--cacert", UPSTREAM_PKI + "/client-ca.pem", "--cert", "/root/matrix/loopback.pem",
-                     "--key", "/root/matrix/loopback.key", "-H", "X-SSL-Client-Cert: forged").json()["headers"]
+                     "--cacert", UPSTREAM_PKI + "/client-ca.pem", *presented,
+                     "-H", "X-SSL-Client-Cert: forged").json()["headers"]
     assert untrusted["X-Client-DN"] == "CN=loopback-client"
     assert "X-Original-Client-Cert" not in untrusted
 
@@ -313,24 +313,20 @@ def test_check_mode_reports_no_change():
 
 
 def test_broken_certificate_in_the_inventory_fails_before_any_change(proxy, upstream, tmp_path):
-    good_cert, good_key = make_client(os.path.join(EPHEMERAL, "pki"), name_of(upstream))
+    good_cert, good_key = make_client(PKI, name_of(upstream))
     broken = tmp_path / "orders-broken.pem"
     broken.write_bytes(good_cert[: len(good_cert) // 2])  # truncated: BEGIN without END
-    key = tmp_path / "orders.key"
-    key.write_bytes(good_key)
-    key.chmod(0o600)
-    extra = tmp_path / "inventory"
-    extra.mkdir()
-    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
+    key = write(tmp_path, "orders.key", good_key)
+    extra = extra_inventory(tmp_path, hosts={name_of(upstream): {
         "mtls_upstream_certificate_source": "files",
         "mtls_upstream_certificate_file": str(broken),
-        "mtls_upstream_private_key_file": str(key),
-        "mtls_upstream_client_ca_file": os.path.join(EPHEMERAL, "pki", "ca.pem"),
-    }}}}))
+        "mtls_upstream_private_key_file": key,
+        "mtls_upstream_client_ca_file": os.path.join(PKI, "ca.pem"),
+    }})
     files_before = fingerprint_of_files(upstream)
     pid_before = upstream.run("cat /run/nginx.pid").stdout
 
-    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", extra, "--limit", name_of(upstream))
 
     assert rc != 0
     assert "%s: the PEM certificate is truncated" % broken in out, out[-3000:]
@@ -346,12 +342,12 @@ def test_sslyze_finds_the_upstream_compliant_with_mozilla_intermediate(upstream,
     sslyze = os.environ.get("MTLS_SSLYZE", "")
     assert os.access(sslyze, os.X_OK), "sslyze not found at %r; scripts/setup installs it" % sslyze
     # sslyze presents a client certificate so that nginx lets every scan complete quickly.
-    cert, key = make_client(os.path.join(EPHEMERAL, "pki"), "sslyze")
+    cert, key = make_client(PKI, "sslyze")
     (tmp_path / "client.pem").write_bytes(cert)
     (tmp_path / "client.key").write_bytes(key)
     target = "orders.internal:8443{%s}" % upstream.interface("eth0").addresses[0]
     done = subprocess.run(
-        [sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", os.path.join(EPHEMERAL, "pki", "ca.pem"),
+        [sslyze, "--mozilla_config=intermediate", "--certinfo_ca_file", os.path.join(PKI, "ca.pem"),
          "--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key"), target],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, timeout=300)
     # sslyze also exits 0 when it cannot connect, so the verdict line is what counts.
@@ -360,13 +356,10 @@ def test_sslyze_finds_the_upstream_compliant_with_mozilla_intermediate(upstream,
 
 
 def test_proxy_expecting_a_name_the_upstreams_lack_fails_before_any_change(proxy, tmp_path):
-    extra = tmp_path / "inventory"
-    extra.mkdir()
-    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(proxy): {
-        "mtls_proxy_upstream_name": "nomatch.internal"}}}}))
+    extra = extra_inventory(tmp_path, hosts={name_of(proxy): {"mtls_proxy_upstream_name": "nomatch.internal"}})
     files_before = fingerprint_of_files(proxy)
 
-    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(proxy))
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", extra, "--limit", name_of(proxy))
 
     assert rc != 0
     assert "the proxy expects the name nomatch.internal" in out, out[-3000:]
@@ -377,15 +370,12 @@ def test_proxy_expecting_a_name_the_upstreams_lack_fails_before_any_change(proxy
 
 def test_config_that_fails_nginx_t_never_goes_live(proxy, upstream, tmp_path):
     # Valid for the argument specs, refused by nginx: an unknown key exchange group.
-    extra = tmp_path / "inventory"
-    extra.mkdir()
-    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
-        "mtls_upstream_ssl_ecdh_curve": ["no-such-curve"]}}}}))
+    extra = extra_inventory(tmp_path, hosts={name_of(upstream): {"mtls_upstream_ssl_ecdh_curve": ["no-such-curve"]}})
     dropin = "/etc/nginx/conf.d/mtls-upstream.conf"
     before = upstream.file(dropin).content_string
     pid_before = upstream.run("cat /run/nginx.pid").stdout
 
-    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", extra, "--limit", name_of(upstream))
 
     assert rc != 0
     assert "failed to validate" in out and "no-such-curve" in out, out[-3000:]
@@ -397,29 +387,15 @@ def test_config_that_fails_nginx_t_never_goes_live(proxy, upstream, tmp_path):
 
 
 def test_expired_crl_in_the_inventory_fails_before_any_change(proxy, upstream, tmp_path):
-    pki = os.path.join(EPHEMERAL, "pki")
-    cert, key = make_client(pki, "orders.internal", eku=ExtendedKeyUsageOID.SERVER_AUTH,
-                            dns_names=("orders.internal", name_of(upstream)))
-    ca_cert, ca_key = _load_ca(pki)
-    expired = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
-               .last_update(NOW - 10 * DAY).next_update(NOW - DAY).sign(ca_key, hashes.SHA256()))
-    files = {"orders.pem": cert, "orders.key": key,
-             "expired.crl": expired.public_bytes(serialization.Encoding.PEM)}
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-        (tmp_path / name).chmod(0o600)
-    extra = tmp_path / "inventory"
-    extra.mkdir()
-    (extra / "hosts.yml").write_text(json.dumps({"all": {"hosts": {name_of(upstream): {
-        "mtls_upstream_certificate_source": "files",
-        "mtls_upstream_certificate_file": str(tmp_path / "orders.pem"),
-        "mtls_upstream_private_key_file": str(tmp_path / "orders.key"),
-        "mtls_upstream_client_ca_file": os.path.join(pki, "ca.pem"),
-        "mtls_upstream_crl_file": str(tmp_path / "expired.crl"),
-    }}}}))
+    ca = _load_ca(PKI)
+    expired = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
+               .last_update(NOW - 10 * DAY).next_update(NOW - DAY).sign(ca.key, hashes.SHA256()))
+    extra = serving_from_files(
+        tmp_path, upstream, mtls_upstream_client_ca_file=os.path.join(PKI, "ca.pem"),
+        mtls_upstream_crl_file=write(tmp_path, "expired.crl", expired.public_bytes(serialization.Encoding.PEM)))
     files_before = fingerprint_of_files(upstream)
 
-    rc, out, recap = run_playbook("mtls.nginx.site", "-i", str(extra), "--limit", name_of(upstream))
+    rc, out, recap = run_playbook("mtls.nginx.site", "-i", extra, "--limit", name_of(upstream))
 
     assert rc != 0
     assert "%s: CRL of CN=mtls.nginx CA expired" % (tmp_path / "expired.crl") in out, out[-3000:]

@@ -9,6 +9,13 @@ import subprocess
 import pytest
 import testinfra
 
+# Where the roles keep each tier's certificates and keys on the hosts (mtls_*_config_name).
+PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
+UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
+# The scenario's directory on the controller, and in it the PKI (CAs, CRLs) of its converge.
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+PKI = os.path.join(EPHEMERAL, "pki")
+
 
 def _hosts(request, group):
     inventory = request.config.option.ansible_inventory
@@ -94,3 +101,18 @@ def run_playbook(playbook, *extra):
         if match and "ok=" in match.group(2):
             recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
     return done.returncode, done.stdout, recap
+
+
+def extra_inventory(tmp_path, hosts=None, all_vars=None):
+    """A second inventory source in ``tmp_path``, as an operator's host_vars or group_vars would
+    add it: ``hosts`` maps host names to their variables, ``all_vars`` are variables of the group
+    all. Returns the directory, for ``-i``."""
+    group = {}
+    if hosts is not None:
+        group["hosts"] = hosts
+    if all_vars is not None:
+        group["vars"] = all_vars
+    directory = tmp_path / "inventory"
+    directory.mkdir()
+    (directory / "hosts.yml").write_text(json.dumps({"all": group}))
+    return str(directory)

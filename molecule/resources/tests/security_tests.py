@@ -14,24 +14,15 @@ import shlex
 
 import pytest
 from cryptography import x509
-from matrix_tests import (EPHEMERAL, PROXY_PKI, UPSTREAM_PKI, as_proxy, fingerprint_of_files, make_client, name_of,
-                          put, refused_reason, with_client)
-from cryptography.x509.oid import ExtendedKeyUsageOID
-from mtls_testing import curl, run_playbook
+from matrix_tests import (as_proxy, fingerprint_of_files, make_client, name_of, put_client, refused_reason,
+                          serving_from_files, with_client)
+from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, curl, extra_inventory, run_playbook
+from pkifactory import write
 
 DOOMED_PKI = "/etc/nginx/mtls/mtls-doomed"
-PKI = os.path.join(EPHEMERAL, "pki")
 OTHER_CA = os.path.join(EPHEMERAL, "other-ca")
 SERVICE = "orders.internal"  # mtls_upstream_server_name in the matrix inventories
 REQUEST = "GET /%s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
-
-
-def extra_inventory(tmp_path, hosts=None, all_vars=None):
-    """A second inventory source, as an operator's host_vars would add it."""
-    directory = tmp_path / "inventory"
-    directory.mkdir()
-    (directory / "hosts.yml").write_text(json.dumps({"all": {"hosts": hosts or {}, "vars": all_vars or {}}}))
-    return str(directory)
 
 
 def s_client(host, upstream, version, pki, path, session_out=None, session_in=None):
@@ -136,9 +127,7 @@ def partnered(upstreams):
 
 def _partner_client(proxy):
     cert, key = make_client(OTHER_CA, "partner-client")
-    put(proxy, "/root/partner.pem", cert, "0644")
-    put(proxy, "/root/partner.key", key)
-    return ["--cert", "/root/partner.pem", "--key", "/root/partner.key"]
+    return put_client(proxy, "/root/partner", cert, key)
 
 
 def test_a_partner_client_without_sni_is_verified_by_the_mtls_site(proxy, partnered):
@@ -331,22 +320,13 @@ def test_hostile_role_variables_are_refused_before_any_change(proxy, upstream, t
 # --- files that would break nginx, and the run that repairs a host ---------------------------------
 
 def test_a_ca_bundle_with_a_truncated_block_is_refused_before_any_change(proxy, upstream, tmp_path):
-    server_cert, server_key = make_client(PKI, "orders.internal", eku=ExtendedKeyUsageOID.SERVER_AUTH,
-                                          dns_names=("orders.internal", name_of(upstream)))
     with open(os.path.join(PKI, "ca.pem"), "rb") as handle:
         ca = handle.read()
     with open(os.path.join(OTHER_CA, "ca.pem"), "rb") as handle:
         other = handle.read()
-    files = {"orders.pem": server_cert, "orders.key": server_key,
-             "clients-ca.pem": ca + other[: len(other) * 2 // 3]}  # the last block loses its END line
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-        (tmp_path / name).chmod(0o600)
-    inventory = extra_inventory(tmp_path, hosts={name_of(upstream): {
-        "mtls_upstream_certificate_source": "files",
-        "mtls_upstream_certificate_file": str(tmp_path / "orders.pem"),
-        "mtls_upstream_private_key_file": str(tmp_path / "orders.key"),
-        "mtls_upstream_client_ca_file": str(tmp_path / "clients-ca.pem")}})
+    bundle = ca + other[: len(other) * 2 // 3]  # the last block loses its END line
+    inventory = serving_from_files(tmp_path, upstream,
+                                   mtls_upstream_client_ca_file=write(tmp_path, "clients-ca.pem", bundle))
     before = fingerprint_of_files(upstream)
 
     rc, out, recap = run_playbook("mtls.nginx.site", "-i", inventory, "--limit", name_of(upstream))

@@ -18,12 +18,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from matrix_tests import make_client, name_of, put
-from mtls_testing import curl, run_playbook
+from mtls_testing import PKI, PROXY_PKI, UPSTREAM_PKI, curl, run_playbook
 
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-PKI = os.path.join(EPHEMERAL, "pki")
-UPSTREAM_PKI = "/etc/nginx/mtls/mtls-upstream"
-PROXY_PKI = "/etc/nginx/mtls/mtls-proxy"
 LOADGEN = "/run/mtls-loadgen"
 RESULT = LOADGEN + "/result.json"
 SERVICE = "orders.internal"  # mtls_upstream_server_name in the inventory

@@ -12,7 +12,7 @@ from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
-from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, LeafCertificate
+from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, ensure_leaf
 
 
 def make_ca(tmp_path, check_mode=False, **kw):
@@ -27,7 +27,7 @@ def make_leaf(tmp_path, check_mode=False, **kw):
                 purpose="server", common_name="svc", subject_alt_names=["DNS:svc"])
     args.update(kw)
     writer = FileWriter(FakeModule(check_mode))
-    return writer, LeafCertificate(writer, **args).ensure()
+    return writer, ensure_leaf(writer, **args)
 
 
 def load(path):

@@ -25,7 +25,7 @@ from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
-from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, LeafCertificate
+from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, ensure_leaf
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -93,7 +93,7 @@ def run_leaf(operation, check_mode=False, **kw):
     args = dict(purpose="server", common_name="svc", subject_alt_names=["DNS:svc"])
     args.update(kw)
     writer = FileWriter(FakeModule(check_mode))
-    result = LeafCertificate(writer, operation=operation, **args).ensure()
+    result = ensure_leaf(writer, operation=operation, **args)
     assert isinstance(result, dict)
     return writer, result
 
@@ -698,8 +698,8 @@ def test_malformed_revoked_serials_are_refused(tmp_path, serial):
 def test_request_writes_a_missing_csr_file_for_an_existing_key(tmp_path):
     def request():
         writer = FileWriter(FakeModule())
-        result = LeafCertificate(writer, "client", common_name="svc", operation="request",
-                                 privatekey_path=str(tmp_path / "svc.key"), csr_path=str(tmp_path / "svc.csr")).ensure()
+        result = ensure_leaf(writer, "client", common_name="svc", operation="request",
+                             privatekey_path=str(tmp_path / "svc.key"), csr_path=str(tmp_path / "svc.csr"))
         return writer, result
 
     request()

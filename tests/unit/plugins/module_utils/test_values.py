@@ -15,7 +15,7 @@ from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
-from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, LeafCertificate
+from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, ensure_leaf
 from ansible_collections.mtls.nginx.plugins.module_utils._values import problems
 
 # (kind, value, part of the reason)
@@ -292,7 +292,7 @@ def ca_dir(tmp_path):
 def leaf(operation, **kw):
     args = dict(purpose="server", common_name="svc", subject_alt_names=["DNS:svc"], operation=operation)
     args.update(kw)
-    return LeafCertificate(FileWriter(FakeModule()), **args).ensure()
+    return ensure_leaf(FileWriter(FakeModule()), **args)
 
 
 def test_ca_with_a_hostile_common_name_writes_nothing(tmp_path):

@@ -9,7 +9,7 @@ import pkifactory
 from fakemodule import FakeModule
 from ansible_collections.mtls.nginx.plugins.module_utils import _crypto
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
-from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, LeafCertificate
+from ansible_collections.mtls.nginx.plugins.module_utils._pki import CertificateAuthority, ensure_leaf
 from ansible_collections.mtls.nginx.plugins.modules import certificate
 
 
@@ -26,7 +26,7 @@ def test_sign_refuses_a_hostile_common_name_even_when_the_current_certificate_fi
             "ca_path": str(tmp_path / "ca.pem"), "ca_privatekey_path": str(tmp_path / "ca.key")}
 
     # The logic keeps a certificate that fits without building a name, so the module checks first.
-    kept = LeafCertificate(FileWriter(FakeModule()), **args).ensure()
+    kept = ensure_leaf(FileWriter(FakeModule()), **args)
     assert kept["signed"] is False
 
     with patch_module_args(args):
