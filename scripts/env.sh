@@ -23,7 +23,7 @@ export PY_COLORS="${PY_COLORS:-0}"
 mtls_find_python() {
   local candidate path
   for candidate in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3 \
-      $(ls -d "$HOME"/.pyenv/versions/3.*/bin/python3 2>/dev/null | sort -rV); do
+      $(printf '%s\n' "$HOME"/.pyenv/versions/3.*/bin/python3 | sort -rV); do
     path="$(command -v "$candidate" 2>/dev/null)" || continue
     if "$path" -c "import sys, ensurepip, venv
 sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
