@@ -17,3 +17,19 @@ export PATH="$MTLS_VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$MTLS_COLLECTIONS"
 export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
 export PY_COLORS="${PY_COLORS:-0}"
+
+# mtls_find_python MIN MAX: the newest Python interpreter whose version is in [MIN, MAX]
+# (written "3,11"), from PATH or pyenv's versions; prints its path, or fails.
+mtls_find_python() {
+  local candidate path
+  for candidate in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3 \
+      $(printf '%s\n' "$HOME"/.pyenv/versions/3.*/bin/python3 | sort -rV); do
+    path="$(command -v "$candidate" 2>/dev/null)" || continue
+    if "$path" -c "import sys, ensurepip, venv
+sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
+      echo "$path"
+      return 0
+    fi
+  done
+  return 1
+}
