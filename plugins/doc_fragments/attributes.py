@@ -18,7 +18,7 @@ attributes:
     platforms: posix
 """
 
-    # The modules without diffs.
+    # The modules without diffs (tls_probe, ca_rollover).
     NO_DIFF = r"""
 options: {}
 attributes:

@@ -3,10 +3,11 @@
 
 
 class ModuleDocFragment(object):
-    """The modules that read or make keys, certificates and CRLs with the Python library cryptography."""
+    """The Python library the modules that read or make certificates need where they run
+    (mtls.nginx.key_files says the same for the modules that make keys)."""
 
     DOCUMENTATION = r"""
 options: {}
 requirements:
-  - cryptography >= 3.4 on the host the task runs on (Debian's C(python3-cryptography) will do)
+  - cryptography >= 35.0 on the host the task runs on (Debian's C(python3-cryptography) will do)
 """

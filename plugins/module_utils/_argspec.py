@@ -16,7 +16,7 @@ def argument_spec(*shared, **options):
 
 
 def file_options():
-    """mode, privatekey_mode, owner, group (doc fragment mtls.nginx.files)."""
+    """mode, privatekey_mode, owner, group (doc fragment mtls.nginx.key_files)."""
     return {
         "mode": dict(type="raw", default="0644"),
         "privatekey_mode": dict(type="raw", default="0600", no_log=False),
@@ -26,5 +26,5 @@ def file_options():
 
 
 def key_type_option():
-    """key_type (doc fragment mtls.nginx.private_key)."""
+    """key_type (doc fragment mtls.nginx.key_files)."""
     return {"key_type": dict(type="str", default="ecdsa-p256", choices=list(KEY_TYPES))}

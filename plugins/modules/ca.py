@@ -26,14 +26,10 @@ description:
     reload nginx when it reports a change), for example from a timer.
   - Every input (parent CA, certificates to revoke, serials) is checked before any file is written.
   - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
-  - mtls.nginx.cryptography
-  - mtls.nginx.files
-  - mtls.nginx.private_key
+  - mtls.nginx.key_files
 options:
   path:
     description: Where the CA certificate (PEM) is written.
@@ -106,6 +102,8 @@ options:
     default: 2
 seealso:
   - module: mtls.nginx.certificate
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

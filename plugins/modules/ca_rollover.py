@@ -20,8 +20,6 @@ description:
   - Every condition is checked before any file moves; a refusal changes nothing. It does not
     check the hosts; the playbooks C(mtls.nginx.ca_reissue) and C(mtls.nginx.ca_retire) do that
     before they call this module.
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes.no_diff
@@ -42,6 +40,8 @@ options:
     default: [ca]
 seealso:
   - module: mtls.nginx.ca
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

@@ -32,14 +32,10 @@ description:
   - A passphrase change re-encrypts the key where nginx's password file, O(privatekey_passphrase_file),
     still holds the old passphrase, and rewrites that file after the key; without it, a key the
     passphrase does not decrypt is refused before anything changes.
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
-  - mtls.nginx.cryptography
-  - mtls.nginx.files
-  - mtls.nginx.private_key
+  - mtls.nginx.key_files
 options:
   operation:
     description:
@@ -149,6 +145,8 @@ options:
     default: 30
 seealso:
   - module: mtls.nginx.ca
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

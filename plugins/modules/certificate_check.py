@@ -28,8 +28,6 @@ description:
   - Fails with one message listing every problem found, each naming its file. The facts about
     the certificate come back either way, so a playbook can report on expiry.
   - Changes nothing, except a DER certificate converted to PEM with O(convert_der=true).
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
@@ -78,6 +76,8 @@ options:
     default: false
 seealso:
   - module: mtls.nginx.certificate
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

@@ -27,8 +27,6 @@ description:
     the file differs (a certificate or CRL renewed, added or removed, a file broken or repaired),
     when the file is new, or when its mode was not C(0644). Run twice, the second run reports
     no change.
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
@@ -98,6 +96,8 @@ seealso:
   - name: node_exporter textfile collector
     description: How node_exporter reads C(*.prom) files.
     link: https://github.com/prometheus/node_exporter#textfile-collector
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

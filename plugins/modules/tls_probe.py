@@ -17,8 +17,6 @@ description:
     certificate was accepted. Under TLS 1.3 a refused certificate can also surface as an alert
     right after the handshake, which the probe waits for briefly.
   - The task fails when the outcome differs from O(expect), with the reason; it never changes anything.
-author:
-  - mtls.nginx contributors (@mtls-nginx)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes.no_diff
@@ -62,6 +60,8 @@ options:
     choices: [success, failure]
 seealso:
   - module: mtls.nginx.certificate_check
+author:
+  - mtls.nginx contributors (@mtls-nginx)
 """
 
 EXAMPLES = r"""

@@ -3,11 +3,17 @@
 
 
 class ModuleDocFragment(object):
-    """How the modules that make keys and certificates write their files; the argument spec
-    is plugins/module_utils/_argspec.py's file_options()."""
+    """The private keys the modules that make keys and certificates generate, how they write
+    their files, and the library they need for it; the argument spec is
+    plugins/module_utils/_argspec.py's key_type_option() and file_options()."""
 
     DOCUMENTATION = r"""
 options:
+  key_type:
+    description: Type of a newly generated key. ECDSA P-256 makes handshakes cheapest.
+    type: str
+    default: ecdsa-p256
+    choices: [ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519]
   mode:
     description:
       - Mode of the files written other than the private key and its password file (the
@@ -24,4 +30,6 @@ options:
   group:
     description: Group of the files written; unchanged when omitted.
     type: str
+requirements:
+  - cryptography >= 35.0 on the host the task runs on (Debian's C(python3-cryptography) will do)
 """
