@@ -481,28 +481,14 @@ def key_identifier(public_key):
 
 
 def subject_public_key_bits(public_key):
-    """The value of the subjectPublicKey BIT STRING of a key's SubjectPublicKeyInfo: no tag, length
-    or unused-bits count (a DER-encoded key is whole bytes)."""
-    spki = _der_value(public_key_bytes(public_key), 0x30)
-    algorithm_end = _der_length(spki, 0)[1]
-    bits = _der_value(spki[algorithm_end:], 0x03)
-    return bits[1:]
-
-
-def _der_length(data, offset):
-    """(start of the value, end of the value) of the DER element at ``offset``."""
-    size, start = data[offset + 1], offset + 2
-    if size & 0x80:
-        count = size & 0x7F
-        size, start = int.from_bytes(data[start:start + count], "big"), start + count
-    return start, start + size
-
-
-def _der_value(data, tag):
-    if not data or data[0] != tag:
-        raise ValueError("expected DER tag 0x%02x" % tag)
-    start, end = _der_length(data, 0)
-    return data[start:end]
+    """The value of the subjectPublicKey BIT STRING of a key's SubjectPublicKeyInfo, which is the
+    key's own encoding: the uncompressed point of an EC key (RFC 5480), the PKCS#1 RSAPublicKey
+    of an RSA key (RFC 3279), the raw key of an Ed25519 key (RFC 8410)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def key_identifier_of(cert):
