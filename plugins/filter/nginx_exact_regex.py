@@ -17,15 +17,16 @@ description:
     before a trailing newline). Every byte of the string's UTF-8 encoding that is not an ASCII
     letter or digit is written as C(\\x{HH}): nginx runs PCRE in byte mode, and nothing in the
     result is special to nginx's parser."
-  - Place the result inside double quotes in the nginx config, with no further escaping; the
-    braces of C(\x{HH}) would open a block outside quotes. nginx's quoted-string parser keeps
-    a backslash before C(x) and C(z) as it is.
 positional: _input
 options:
   _input:
     description: The exact string to match.
     type: str
     required: true
+notes:
+  - Place the result inside double quotes in the nginx config, with no further escaping; the
+    braces of C(\x{HH}) would open a block outside quotes. nginx's quoted-string parser keeps
+    a backslash before C(x) and C(z) as it is.
 seealso:
   - plugin: mtls.nginx.config_value_problems
     plugin_type: filter

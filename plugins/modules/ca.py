@@ -25,7 +25,6 @@ description:
     update is within O(crl_renew_before_days); run this module more often than that (and
     reload nginx when it reports a change), for example from a timer.
   - Every input (parent CA, certificates to revoke, serials) is checked before any file is written.
-  - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
@@ -100,6 +99,9 @@ options:
     description: Regenerate the CRL when its next update is this many days away or fewer.
     type: int
     default: 2
+notes:
+  - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
+    The roles of this collection sign on the controller; only CSRs and certificates travel.
 seealso:
   - module: mtls.nginx.certificate
 author:
@@ -151,36 +153,22 @@ reasons:
   type: list
   elements: str
 certificate:
-  description: The CA certificate now in O(path).
+  description:
+    - The CA certificate now in O(path).
+    - The same keys as RV(mtls.nginx.certificate#module:certificate) describe a leaf
+      certificate with, made by the same code. For a root CA, C(issuer) equals C(subject);
+      C(subject_alt_names) is usually empty for a CA.
   returned: success
   type: dict
-  contains:
-    subject:
-      description: Subject DN (RFC 4514).
-      type: str
-      sample: CN=Example services CA
-    issuer:
-      description: Issuer DN (RFC 4514); the subject for a root CA.
-      type: str
-    serial:
-      description: Serial number, hexadecimal.
-      type: str
-    fingerprint_sha256:
-      description: SHA-256 fingerprint, colon-separated hex.
-      type: str
-    not_before:
-      description: Start of validity (ISO 8601, UTC).
-      type: str
-    not_after:
-      description: End of validity (ISO 8601, UTC).
-      type: str
-    days_remaining:
-      description: Whole days until the CA certificate expires.
-      type: int
-    subject_alt_names:
-      description: Subject alternative names (usually none for a CA).
-      type: list
-      elements: str
+  sample:
+    subject: CN=Example services CA
+    issuer: CN=Example services CA
+    serial: 5C0F3A19D2B7E4816A0C33F1D9E2B07A41C6D8E5
+    fingerprint_sha256: "3E:1B:...:9A"
+    not_before: "2026-01-05T09:12:44+00:00"
+    not_after: "2036-01-03T09:12:44+00:00"
+    days_remaining: 3324
+    subject_alt_names: []
 crl:
   description: The CRL now in O(crl_path) (in check mode, the one that would be written).
   returned: when O(crl_path) is set

@@ -70,6 +70,17 @@ moves:
   returned: always
   type: list
   elements: dict
+  contains:
+    from:
+      description: The file moved, or null for the generation file.
+      type: str
+    to:
+      description: Where the file now is (or, in check mode, would be).
+      type: str
+  sample:
+    - {"from": "/home/ops/.mtls-nginx/pki/ca.pem", "to": "/home/ops/.mtls-nginx/pki/ca-previous.pem"}
+    - {"from": "/home/ops/.mtls-nginx/pki/ca-next.pem", "to": "/home/ops/.mtls-nginx/pki/ca.pem"}
+    - {"from": null, "to": "/home/ops/.mtls-nginx/pki/generation"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
