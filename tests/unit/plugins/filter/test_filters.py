@@ -75,3 +75,15 @@ def test_config_value_problems_filter():
 def test_config_value_problems_mistakes_in_the_checks_are_filter_errors(checks, message):
     with pytest.raises(AnsibleFilterError, match=message):
         value_problems(checks)
+
+
+def test_default_subject_alt_names_is_the_upstream_roles_default():
+    from ansible_collections.mtls.nginx.plugins.filter import default_subject_alt_names as module
+
+    sans = module.FilterModule().filters()["default_subject_alt_names"]
+    assert sans("orders.internal", "orders-1") == ["DNS:orders.internal", "DNS:orders-1"]
+    assert sans("orders-1", "orders-1") == ["DNS:orders-1"]
+    assert sans("", "h") == ["DNS:", "DNS:h"]  # the preflight refuses it, naming the variable
+    for bad in ((None, "h"), ("s", None), (["s"], "h")):
+        with pytest.raises(AnsibleFilterError, match="default_subject_alt_names"):
+            sans(*bad)
