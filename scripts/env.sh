@@ -6,13 +6,17 @@ MTLS_VENV="${MTLS_VENV:-$MTLS_ROOT/.venv}"
 # sslyze pins an older cryptography, so it has a virtual environment of its own.
 MTLS_SSLYZE_VENV="${MTLS_SSLYZE_VENV:-$MTLS_ROOT/.venv-sslyze}"
 MTLS_SSLYZE="$MTLS_SSLYZE_VENV/bin/sslyze"
+# The publishing checkers (scripts/check-publish), and the oldest cryptography the collection
+# supports; made by `MTLS_TEST_TOOLS=1 scripts/setup`.
+MTLS_PUBLISH_VENV="${MTLS_PUBLISH_VENV:-$MTLS_ROOT/.venv-publish}"
+MTLS_MINCRYPTO_VENV="${MTLS_MINCRYPTO_VENV:-$MTLS_ROOT/.venv-mincrypto}"
 MTLS_BUILD="$MTLS_ROOT/.build"
 # Ansible resolves mtls.nginx.* through this path: a link named the way Galaxy would install it.
 MTLS_COLLECTIONS="$MTLS_BUILD/collections"
 # Images the Molecule scenarios run; scripts/setup makes them (pulled base where a registry
 # answers, debootstrap otherwise).
 MTLS_IMAGE_PREFIX="${MTLS_IMAGE_PREFIX:-localhost/mtls-nginx-test}"
-export MTLS_ROOT MTLS_VENV MTLS_SSLYZE_VENV MTLS_SSLYZE MTLS_BUILD MTLS_COLLECTIONS MTLS_IMAGE_PREFIX
+export MTLS_ROOT MTLS_VENV MTLS_SSLYZE_VENV MTLS_SSLYZE MTLS_PUBLISH_VENV MTLS_MINCRYPTO_VENV MTLS_BUILD MTLS_COLLECTIONS MTLS_IMAGE_PREFIX
 export PATH="$MTLS_VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$MTLS_COLLECTIONS"
 export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
@@ -32,4 +36,26 @@ sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
     fi
   done
   return 1
+}
+
+# mtls_venv PYTHON VENV REQUIREMENTS [NO_DEPS_REQUIREMENTS]: makes VENV with PYTHON and installs
+# the requirement files (the second with --no-deps), unless VENV already runs PYTHON's version
+# and holds exactly those files (their hash is kept in VENV/.requirements). A VENV that is out of
+# date is made anew; a folder that is not a virtual environment is never removed.
+mtls_venv() {
+  local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash
+  hash="$(cat "$requirements" ${nodeps:+"$nodeps"} | sha256sum | cut -c1-16)"
+  if [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$hash" ] &&
+    [ "$("$venv/bin/python" -V 2>&1)" = "$("$python" -V 2>&1)" ]; then
+    return 0
+  fi
+  printf '==> creating %s with %s from %s\n' "$venv" "$("$python" -V 2>&1)" "${requirements#"$MTLS_ROOT"/}"
+  if [ -e "$venv" ]; then
+    [ -f "$venv/pyvenv.cfg" ] || { echo "mtls_venv: $venv exists and is not a virtual environment" >&2; return 1; }
+    rm -rf "$venv"
+  fi
+  "$python" -m venv "$venv" &&
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" &&
+    { [ -z "$nodeps" ] || "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$nodeps"; } &&
+    echo "$hash" >"$venv/.requirements"
 }
