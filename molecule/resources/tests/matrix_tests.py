@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, curl, extra_inventory, run_playbook
+from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, access_log, curl, extra_inventory, run_playbook
 from pkifactory import DAY, NOW, Cert, issue, write
 
 REVOKED_SERIAL = 0x7E57ED0001  # listed in mtls_pki_revoked_serials in the inventory
@@ -285,7 +285,7 @@ def test_tls_before_1_2_is_refused_by_the_upstream(proxy, upstream, version):
 
 def test_upstream_access_log_records_verify_result_and_client_dn(proxy, upstream):
     straight_to(proxy, upstream)
-    log = upstream.file("/var/log/nginx/mtls-upstream.access.log").content_string
+    log = access_log(upstream)
     assert '"GET / HTTP/1.1" 400 verify=NONE dn="-"' in log
     assert "verify=SUCCESS dn=\"CN=%s\"" % name_of(proxy) in log
 
@@ -294,13 +294,12 @@ def test_upstream_access_log_records_verify_result_and_client_dn(proxy, upstream
 
 def test_with_one_upstream_host_stopped_requests_still_succeed(proxy, upstreams):
     first, second = upstreams
-    log = "/var/log/nginx/mtls-upstream.access.log"
     first.run_expect([0], "systemctl stop nginx")
     try:
-        before = second.file(log).content_string.count("\n")
+        before = access_log(second).count("\n")
         statuses = [curl(proxy, "http://127.0.0.1:8080/failover/%d" % i).status for i in range(6)]
         assert statuses == [200] * 6
-        assert second.file(log).content_string.count("\n") - before == 6
+        assert access_log(second).count("\n") - before == 6
     finally:
         first.run_expect([0], "systemctl start nginx")
     assert curl(proxy, "http://127.0.0.1:8080/").status == 200

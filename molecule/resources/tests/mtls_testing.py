@@ -5,6 +5,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 
 import pytest
 import testinfra
@@ -40,6 +41,22 @@ def upstream(upstreams):
 @pytest.fixture(scope="session")
 def proxy(proxies):
     return proxies[0]
+
+
+def access_log(host, config_name="mtls-upstream"):
+    """The tier's access log on ``host`` with every line nginx has buffered so far: the roles
+    write it through a buffer (mtls_nginx_access_log_buffer). ``nginx -s reopen`` makes every
+    worker flush now (as logrotate does); the log is read once it stops growing."""
+    path = "/var/log/nginx/%s.access.log" % config_name
+    host.run_expect([0], "nginx -s reopen")
+    content = None
+    for _ in range(20):
+        time.sleep(0.25)
+        latest = host.file(path).content_string
+        if latest == content:
+            return content
+        content = latest
+    return content
 
 
 class Response:

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from matrix_tests import (as_proxy, fingerprint_of_files, make_client, name_of, put_client, refused_reason,
                           serving_from_files, with_client)
-from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, curl, extra_inventory, run_playbook
+from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, access_log, curl, extra_inventory, run_playbook
 from pkifactory import write
 
 DOOMED_PKI = "/etc/nginx/mtls/mtls-doomed"
@@ -77,7 +77,7 @@ def revoked(proxy, upstreams, tmp_path_factory):
     serials = ["7E57ED0001", serial_of(proxy, DOOMED_PKI + "/client.pem"),
                serial_of(first, UPSTREAM_PKI + "/server.pem")]
     main_identity = 'dn="CN=%s"' % name_of(proxy)
-    before = first.file("/var/log/nginx/mtls-upstream.access.log").content_string.count(main_identity)
+    before = access_log(first).count(main_identity)
     inventory = extra_inventory(tmp_path_factory.mktemp("revoke"), all_vars={"mtls_pki_revoked_serials": serials})
     rc, out = run_playbook("mtls.nginx.site", "-i", inventory)[:2]
     assert rc == 0, out[-3000:]
@@ -88,8 +88,7 @@ def revoked(proxy, upstreams, tmp_path_factory):
                                 session_in=path if proxy.file(path).exists else None)
                     for v, path in sessions.items()},
         "main": [curl(proxy, "http://127.0.0.1:8080/main/%d" % i) for i in range(8)],
-        "first_log_lines": first.file("/var/log/nginx/mtls-upstream.access.log").content_string.count(main_identity)
-        - before,
+        "first_log_lines": access_log(first).count(main_identity) - before,
         "proxy_error_log": proxy.file("/var/log/nginx/mtls-proxy.error.log").content_string,
     }
     yield state
