@@ -50,7 +50,7 @@ def access_log(host, config_name="mtls-upstream"):
     path = "/var/log/nginx/%s.access.log" % config_name
     host.run_expect([0], "nginx -s reopen")
     content = None
-    for _ in range(20):
+    for _attempt in range(20):
         time.sleep(0.25)
         latest = host.file(path).content_string
         if latest == content:
