@@ -1,0 +1,644 @@
+"""The measuring half of scripts/bench/run (see its usage text), run with .venv-bench's Python.
+
+  bench.py timed --out DIR --label LABEL -- COMMAND...
+      runs a control-plane command (molecule create / converge), timing it, into DIR/*.log and
+      DIR/control-plane.json; --not-measured REASON records a step that was not run.
+  bench.py measure --out DIR [--rounds N --duration S --warmup S --concurrency 8,32,128
+                    --paths chain,haproxy,stunnel,seed,direct --latest LINK]
+      checks every path, measures in interleaved rounds (each run: warmup.py in the load
+      container, then wrk), and writes DIR/runs.jsonl (as it goes), DIR/report.json,
+      DIR/report.md and DIR/chart.png, then prints report.md.
+
+Only containers named mtls-bench-* are read or sent traffic. Counters are read from the host
+(cgroup CPU accounting, /proc/<pid>/net/snmp, files and HAProxy's stats socket under
+/proc/<pid>/root), so that taking them starts no process in the containers whose CPU is
+measured; the one command run in a tier container, `nginx -s reopen` to flush buffered access
+logs, runs between measured runs. Exits 1 with a message naming the path and the problem when
+something does not work; asserts no timing."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import benchlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+LOAD = "mtls-bench-load"
+PROXY = "mtls-bench-proxy"
+UPSTREAM = "mtls-bench-upstream"
+BACKEND = "mtls-bench-backend"
+# The containers whose CPU is the cost of a path: both tiers, not the load generator or backend.
+TIERS = (PROXY, UPSTREAM)
+ALL = (LOAD, PROXY, UPSTREAM, BACKEND)
+ALL_PATHS = ("chain", "haproxy", "stunnel", "seed", "direct")
+
+# Where each path's upstream side says how its TLS handshakes went (read on mtls-bench-upstream).
+CHAIN_LOG = "/var/log/nginx/mtls-upstream.access.log"        # the role's access log
+SEED_LOG = "/var/log/nginx/mtls-bench-seed-upstream.access.log"
+STUNNEL_LOG = "/var/log/mtls-bench-stunnel.log"
+HAPROXY_SOCKET = "/run/mtls-bench-haproxy.sock"
+# The collection's drop-ins (the roles' default mtls_*_config_name), for the settings in force.
+DROPINS = {PROXY: "/etc/nginx/conf.d/mtls-proxy.conf", UPSTREAM: "/etc/nginx/conf.d/mtls-upstream.conf"}
+# The directives that decide what a request costs, reported as the collection deployed them.
+COST_DIRECTIVES = ("keepalive", "keepalive_requests", "keepalive_timeout", "access_log",
+                   "ssl_session_cache", "ssl_session_tickets", "proxy_ssl_session_reuse",
+                   "proxy_http_version")
+HAPROXY_FRONTEND = "mtls_bench_upstream"
+SPOOFED_DN = "CN=spoofed-by-the-client"
+
+HANDSHAKE_METHODS = {
+    "chain": "new connections (upstream PassiveOpens); the upstream tier turns TLS session "
+             "resumption off, so each is a full handshake (its access log's $ssl_session_reused "
+             "is checked: resumed ones would be subtracted)",
+    "haproxy": "HAProxy's counters of the upstream frontend, ssl_sess (new sessions: full "
+               "handshakes) and ssl_reused_sess (resumed), from `show stat` on its stats socket",
+    "stunnel": "the upstream stunnel's log at debug = info ('new session negotiated' / "
+               "'previous session reused')",
+    "seed": "new connections (upstream PassiveOpens), less the requests its access log shows "
+            "on a resumed session ($ssl_session_reused = r; one request per connection)",
+    "direct": "no mTLS hop",
+}
+
+
+class BenchError(Exception):
+    """Something does not work: the message names what and where."""
+
+
+def say(message):
+    print("==> bench: %s" % message, flush=True)
+
+
+def run(argv, check=True, timeout=600, stdin_text=None):
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=stdin_text)
+    except FileNotFoundError as error:
+        raise BenchError("%s is not installed (%s)" % (argv[0], error))
+    except subprocess.TimeoutExpired:
+        raise BenchError("%s did not finish within %d s" % (" ".join(argv), timeout))
+    if check and result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()[-2000:]
+        raise BenchError("%s failed (exit %d): %s" % (" ".join(argv), result.returncode, output))
+    return result
+
+
+def docker_exec(container, *argv, check=True, timeout=600, stdin_text=None):
+    interactive = ["-i"] if stdin_text is not None else []
+    return run(["docker", "exec"] + interactive + [container] + list(argv), check=check, timeout=timeout,
+               stdin_text=stdin_text)
+
+
+# --- containers and their counters ----------------------------------------------------------------
+
+class Container:
+    def __init__(self, name):
+        result = run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Running}}", name], check=False)
+        if result.returncode != 0:
+            raise BenchError("container %s does not exist (scripts/bench/run deploys it)" % name)
+        self.name = name
+        self.id, pid, running = result.stdout.split()
+        if running != "true":
+            raise BenchError("container %s is not running" % name)
+        self.pid = int(pid)
+        with open("/proc/%d/cgroup" % self.pid, encoding="utf-8") as handle:
+            proc_cgroup = handle.read()
+        for kind, path in benchlib.cgroup_cpu_candidates(self.id, proc_cgroup):
+            if os.path.exists(path):
+                self.cpu_kind, self.cpu_file = kind, path
+                break
+        else:
+            raise BenchError("no CPU accounting found for container %s (looked for cpu.stat and "
+                             "cpuacct.usage under /sys/fs/cgroup for %s)" % (name, self.id))
+
+    def cpu_usec(self):
+        with open(self.cpu_file, encoding="utf-8") as handle:
+            text = handle.read()
+        if self.cpu_kind == "cpu.stat":
+            return int(re.search(r"^usage_usec (\d+)$", text, re.M).group(1))
+        return int(text.strip()) // 1000
+
+    def host_path(self, path):
+        """The container's file as the host sees it, without entering the container."""
+        return "/proc/%d/root%s" % (self.pid, path)
+
+    def tcp(self):
+        """TCP counters of the container's network namespace."""
+        with open("/proc/%d/net/snmp" % self.pid, encoding="utf-8") as handle:
+            return benchlib.parse_snmp(handle.read())["Tcp"]
+
+    def size(self, path):
+        try:
+            return os.path.getsize(self.host_path(path))
+        except FileNotFoundError:
+            return 0
+
+    def read_from(self, path, offset):
+        """What was appended to a file since it had `offset` bytes (all of it if it shrank:
+        rotated or truncated)."""
+        try:
+            with open(self.host_path(path), "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() < offset:
+                    offset = 0
+                handle.seek(offset)
+                return handle.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def unix_command(self, path, command):
+        """A command to a unix socket of the container (HAProxy's stats socket)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(self.host_path(path))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+
+# --- control plane -----------------------------------------------------------------------------
+
+def control_plane_file(out):
+    return os.path.join(out, "control-plane.json")
+
+
+def record_step(out, step):
+    steps = []
+    if os.path.exists(control_plane_file(out)):
+        with open(control_plane_file(out), encoding="utf-8") as handle:
+            steps = json.load(handle)
+    steps.append(step)
+    with open(control_plane_file(out), "w", encoding="utf-8") as handle:
+        json.dump(steps, handle, indent=2)
+
+
+def timed(args):
+    """Runs a control-plane command, timed, with ansible.posix.timer for the playbook's own
+    time; its output goes to a log in the results folder."""
+    if args.not_measured:
+        record_step(args.out, {"label": args.label, "measured": False, "reason": args.not_measured})
+        say("%s: not measured (%s)" % (args.label, args.not_measured))
+        return
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise BenchError("timed: no command given")
+    log = os.path.join(args.out, re.sub(r"[^a-z0-9]+", "-", args.label.lower()).strip("-") + ".log")
+    env = dict(os.environ)
+    callbacks = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c]
+    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(callbacks + ["ansible.posix.timer"])
+    say("%s: %s (log: %s)" % (args.label, " ".join(command), os.path.relpath(log, ROOT)))
+    started = time.monotonic()
+    with open(log, "w", encoding="utf-8") as handle:
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT, check=False)
+    wall = time.monotonic() - started
+    with open(log, encoding="utf-8") as handle:
+        text = handle.read()
+    if result.returncode != 0:
+        sys.stderr.write("".join(text.splitlines(True)[-40:]))
+        raise BenchError("%s: %s failed (exit %d); full log: %s"
+                         % (args.label, " ".join(command), result.returncode, log))
+    recap = benchlib.parse_recap(text)
+    step = {"label": args.label, "measured": True, "command": " ".join(command), "wall_s": round(wall, 1),
+            "playbook_s": benchlib.parse_timer(text), "changed": recap.get("changed"),
+            "recap": recap, "log": os.path.basename(log)}
+    record_step(args.out, step)
+    say("%s: %.1f s (playbook %s s), changed=%s" % (args.label, wall, step["playbook_s"], step["changed"]))
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+def load_paths():
+    with open(os.path.join(HERE, "paths.json"), encoding="utf-8") as handle:
+        return json.load(handle)["bench_paths"]
+
+
+def url_of(info):
+    return "http://%s:%s/" % (info["host"], info["port"])
+
+
+def check_paths(paths, info):
+    """One request over each path must get 200 from the backend; where the path carries the
+    identity, the backend must have seen the proxy's verified certificate subject (not the one
+    the client sent); and the mTLS hop must refuse a client without a certificate."""
+    expected_dn = "CN=%s" % PROXY
+    checks = {}
+    for name in paths:
+        path = info[name]
+        url = url_of(path) + "bench-check"
+        result = docker_exec(LOAD, "curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "10",
+                             "-H", "X-Client-DN: %s" % SPOOFED_DN, url, check=False)
+        if result.returncode != 0:
+            raise BenchError("path %s (%s): no answer: %s" % (name, url, result.stderr.strip()))
+        lines = result.stdout.replace("\r", "").split("\n")
+        status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+        headers = {}
+        for line in lines[1:]:
+            key, sep, value = line.partition(":")
+            if sep:
+                headers[key.strip().lower()] = value.strip()
+        if status != 200:
+            raise BenchError("path %s (%s): answered %s, expected 200" % (name, url, status or lines[0]))
+        check = {"url": url, "status": status,
+                 "backend_saw_dn": headers.get("x-seen-x-client-dn"),
+                 "backend_saw_verify": headers.get("x-seen-x-client-verify")}
+        if path["identity"]:
+            if check["backend_saw_dn"] != expected_dn or check["backend_saw_verify"] != "SUCCESS":
+                raise BenchError("path %s (%s): the backend saw X-Client-DN %r and X-Client-Verify %r, expected "
+                                 "%r and 'SUCCESS' (the client sent X-Client-DN %r)"
+                                 % (name, url, check["backend_saw_dn"], check["backend_saw_verify"],
+                                    expected_dn, SPOOFED_DN))
+        if path.get("upstream_port"):
+            hop = "https://%s:%s/" % (UPSTREAM, path["upstream_port"])
+            refused = docker_exec(LOAD, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--max-time", "10", hop, check=False)
+            code = refused.stdout.strip() or "000"
+            if code.startswith("2"):
+                raise BenchError("path %s: its mTLS hop %s answered %s to a client without a certificate"
+                                 % (name, hop, code))
+            check["mtls_hop"] = hop
+            check["mtls_hop_without_client_certificate"] = "refused in the handshake" if code == "000" else "HTTP %s" % code
+        checks[name] = check
+        say("path %s: 200 from %s%s" % (name, url, "; backend saw %s" % check["backend_saw_dn"]
+                                        if check["backend_saw_dn"] else ""))
+    return checks
+
+
+# --- one measured run ------------------------------------------------------------------------------
+
+def flush_nginx_logs(upstream, path):
+    """nginx buffers its access logs when the collection says so (access_log ... buffer=):
+    `nginx -s reopen` makes every worker write what it holds; then wait until the file stops
+    growing. Only between measured runs, never inside one."""
+    docker_exec(UPSTREAM, "nginx", "-s", "reopen", check=False)
+    last = -1
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        size = upstream.size(path)
+        if size == last:
+            return
+        last = size
+        time.sleep(0.2)
+
+
+def handshake_marks(name, upstream):
+    """What to remember before a run to count its handshakes afterwards."""
+    if name in ("chain", "seed"):
+        log = CHAIN_LOG if name == "chain" else SEED_LOG
+        flush_nginx_logs(upstream, log)
+        return {"offset": upstream.size(log)}
+    if name == "stunnel":
+        return {"offset": upstream.size(STUNNEL_LOG)}
+    if name == "haproxy":
+        return haproxy_ssl_counters(upstream)
+    return {}
+
+
+def haproxy_ssl_counters(upstream):
+    row = benchlib.parse_haproxy_stat(upstream.unix_command(HAPROXY_SOCKET, "show stat"), HAPROXY_FRONTEND)
+    return {"ssl_sess": int(row.get("ssl_sess") or 0), "ssl_reused_sess": int(row.get("ssl_reused_sess") or 0)}
+
+
+def count_handshakes(name, upstream, marks, new_connections, requests):
+    """(full, resumed, details) for the run that followed `marks`."""
+    if name in ("chain", "seed"):
+        log = CHAIN_LOG if name == "chain" else SEED_LOG
+        flush_nginx_logs(upstream, log)
+        sessions = benchlib.count_nginx_sessions(upstream.read_from(log, marks["offset"]))
+        if requests and not sessions["requests"]:
+            # No access log (turned off): resumed handshakes cannot be told from full ones.
+            return None, None, sessions
+        resumed = sessions["resumed_connection_serials" if name == "chain" else "resumed_requests"]
+        full = None if new_connections is None else max(new_connections - resumed, 0)
+        return full, resumed, sessions
+    if name == "stunnel":
+        full, resumed = benchlib.count_stunnel_handshakes(upstream.read_from(STUNNEL_LOG, marks["offset"]))
+        return full, resumed, {}
+    if name == "haproxy":
+        # ssl_sess counts new sessions only: a resumed one counts in ssl_reused_sess alone.
+        after = haproxy_ssl_counters(upstream)
+        full = after["ssl_sess"] - marks["ssl_sess"]
+        resumed = after["ssl_reused_sess"] - marks["ssl_reused_sess"]
+        return full, resumed, {"ssl_sess": full, "ssl_reused_sess": resumed}
+    return None, None, {}
+
+
+def measure_one(name, info, concurrency, duration, containers):
+    upstream = containers[UPSTREAM]
+    proxy = containers[PROXY]
+    has_hop = bool(info[name].get("upstream_port"))
+    marks = handshake_marks(name, upstream)
+    # Counters as close to the run as possible: the slower reads (logs, stats) come first.
+    cpu_before = {c: containers[c].cpu_usec() for c in ALL}
+    upstream_tcp = upstream.tcp()
+    active_before = proxy.tcp()["ActiveOpens"]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    result = docker_exec(LOAD, "wrk", "-t1", "-c%d" % concurrency, "-d%ds" % duration, "--latency",
+                         "--timeout", "10s", url_of(info[name]), check=False, timeout=duration + 120)
+    upstream_tcp_after = upstream.tcp()
+    active_after = proxy.tcp()["ActiveOpens"]
+    cpu_after = {c: containers[c].cpu_usec() for c in ALL}
+    if result.returncode != 0:
+        raise BenchError("path %s at %d connections: wrk failed (exit %d): %s"
+                         % (name, concurrency, result.returncode, (result.stderr or result.stdout).strip()))
+    try:
+        numbers = benchlib.parse_wrk(result.stdout)
+    except ValueError as error:
+        raise BenchError("path %s at %d connections: %s:\n%s" % (name, concurrency, error, result.stdout))
+    cpu_ms = {c: (cpu_after[c] - cpu_before[c]) / 1000.0 for c in ALL}
+    tier_cpu_ms = sum(cpu_ms[c] for c in TIERS)
+    new_connections = upstream_tcp_after["PassiveOpens"] - upstream_tcp["PassiveOpens"] if has_hop else None
+    # The upstream side's connections to the backend: what its backend keep-alive saves.
+    backend_connections = upstream_tcp_after["ActiveOpens"] - upstream_tcp["ActiveOpens"] if has_hop else None
+    full, resumed, details = count_handshakes(name, upstream, marks, new_connections, numbers["requests"])
+    run_record = {
+        "path": name, "concurrency": concurrency, "started_utc": started.isoformat(timespec="seconds"),
+        "cpu_ms": cpu_ms, "tier_cpu_ms": tier_cpu_ms,
+        # Without an mTLS hop (direct) the tiers are not on the path: no cost to compare.
+        "tier_cpu_ms_per_1k": benchlib.per_1k(tier_cpu_ms, numbers["requests"]) if has_hop else None,
+        "mtls_new_connections": new_connections,
+        "proxy_active_opens": active_after - active_before if has_hop else None,
+        "mtls_new_connections_per_1k": benchlib.per_1k(new_connections, numbers["requests"]),
+        "backend_new_connections": backend_connections,
+        "backend_new_connections_per_1k": benchlib.per_1k(backend_connections, numbers["requests"]),
+        "full_handshakes": full, "resumed_handshakes": resumed,
+        "full_handshakes_per_1k": benchlib.per_1k(full, numbers["requests"]),
+        "resumed_handshakes_per_1k": benchlib.per_1k(resumed, numbers["requests"]),
+        "handshake_details": details,
+        "wrk_output": result.stdout,
+    }
+    run_record.update(numbers)
+    return run_record
+
+
+def warm_up(name, info, concurrency, seconds):
+    """warmup.py in the load container: the same path and concurrency, ended without abandoning
+    a request, so that the keep-alive pools are full when the measured run starts."""
+    if seconds <= 0:
+        return None
+    with open(os.path.join(HERE, "warmup.py"), encoding="utf-8") as handle:
+        script = handle.read()
+    path = info[name]
+    result = docker_exec(LOAD, "python3", "-", path["host"], str(path["port"]), str(concurrency), str(seconds),
+                         check=False, timeout=seconds + 120, stdin_text=script)
+    try:
+        counts = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise BenchError("path %s at %d connections: the warm-up failed (exit %d): %s"
+                         % (name, concurrency, result.returncode, (result.stderr or result.stdout).strip()[-2000:]))
+    if not counts.get("requests"):
+        raise BenchError("path %s at %d connections: no request of the warm-up got an answer (%s)"
+                         % (name, concurrency, counts))
+    return counts
+
+
+# --- machine and versions --------------------------------------------------------------------------
+
+def first_line(text):
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def machine_facts(containers):
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        cpuinfo = handle.read()
+    models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    cpus = len(re.findall(r"^processor\s*:", cpuinfo, re.M))
+    with open("/proc/meminfo", encoding="utf-8") as handle:
+        mem_kb = int(re.search(r"^MemTotal:\s*(\d+) kB", handle.read(), re.M).group(1))
+    facts = {
+        "CPU": "%s × %d" % (models[0] if models else platform.processor() or "unknown", cpus),
+        "RAM": "%.1f GiB" % (mem_kb / 1048576.0),
+        "kernel": platform.release(),
+        "CPU accounting": "%s (%s)" % (containers[PROXY].cpu_kind, os.path.dirname(containers[PROXY].cpu_file)),
+    }
+
+    def tool(label, container, *argv):
+        result = docker_exec(container, *argv, check=False)
+        facts[label] = first_line(result.stdout + "\n" + result.stderr) or "unknown"
+
+    with open(containers[PROXY].host_path("/etc/debian_version"), encoding="utf-8") as handle:
+        facts["containers"] = "Debian %s (%s)" % (handle.read().strip(), os.environ.get("MTLS_IMAGE_PREFIX", "localhost/mtls-nginx-test") + ":bookworm")
+    facts["docker"] = run(["docker", "version", "--format", "{{.Server.Version}}"], check=False).stdout.strip()
+    tool("nginx", PROXY, "nginx", "-v")
+    tool("HAProxy", PROXY, "haproxy", "-v")
+    facts["HAProxy"] = facts["HAProxy"].split(" - ")[0]
+    stunnel = docker_exec(PROXY, "stunnel4", "-version", check=False)
+    stunnel_text = stunnel.stdout + stunnel.stderr
+    version = re.search(r"^.*?(stunnel \d\S*.*)$", stunnel_text, re.M)
+    facts["stunnel"] = version.group(1).strip() if version else "unknown"
+    openssl = re.search(r"Running\s+with (OpenSSL [^\n]+)", stunnel_text)
+    tool("OpenSSL", PROXY, "openssl", "version")
+    if openssl:
+        facts["OpenSSL"] += " (stunnel runs with %s)" % openssl.group(1).strip()
+    tool("wrk", LOAD, "wrk", "-v")
+    facts["wrk"] = facts["wrk"].split(" Copyright")[0]
+    with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+        version = re.search(r"^version:\s*(\S+)", handle.read(), re.M)
+    facts["mtls.nginx"] = version.group(1) if version else "unknown"
+    facts["ansible-core"] = first_line(run(["ansible", "--version"], check=False).stdout)
+    return facts
+
+
+def collection_settings(containers):
+    """The directives of COST_DIRECTIVES in the collection's drop-ins as deployed, per tier."""
+    settings = {}
+    for name, path in DROPINS.items():
+        with open(containers[name].host_path(path), encoding="utf-8") as handle:
+            text = re.sub(r"#[^\n]*", "", handle.read())
+        found = []
+        for statement in re.findall(r"^\s*(\w+)\s+([^;{]*);", text, re.M):
+            line = "%s %s" % (statement[0], " ".join(statement[1].split()))
+            if statement[0] in COST_DIRECTIVES and line not in found:
+                found.append(line)
+        settings[name] = found
+    return settings
+
+
+def other_containers():
+    result = run(["docker", "ps", "--format", "{{.Names}}"], check=False)
+    return sorted(n for n in result.stdout.split() if not n.startswith("mtls-bench"))
+
+
+# --- the whole measurement ---------------------------------------------------------------------------
+
+def notes(settings, checks, cpus, deployed, others_before, others_after):
+    out = [
+        "%d CPU(s) shared by everything: the load generator (wrk), both tiers and the backend run "
+        "on the same cores, so a path that costs less CPU also leaves more to wrk and the backend. "
+        "Expect noise; compare ratios within rounds rather than absolute numbers." % cpus,
+        "Tier CPU is the CPU time of mtls-bench-proxy plus mtls-bench-upstream during the measured "
+        "run, from the containers' cgroup accounting (everything in them: nginx, HAProxy, stunnel, "
+        "systemd; the alternatives sit idle while another path runs); the load generator and the "
+        "backend are recorded in report.json but not counted, and direct has no tier CPU.",
+        "Steady state: each measured run follows a %s s warm-up on the same path and concurrency "
+        "(scripts/bench/warmup.py: kept-alive connections that finish their last request before "
+        "closing, so the keep-alive pools stay full; wrk would abandon its requests in flight, "
+        "and nginx closes the upstream connection of an abandoned request), and only the measured "
+        "part is counted. wrk opens its connections anew at the start of each run: stunnel turns "
+        "each into one mTLS connection, so its new mTLS connections per run are about the "
+        "concurrency, and at high concurrency its p99 includes those handshakes queued at the "
+        "start; nginx keeps a pool per worker, and wrk's connections may spread over the "
+        "workers differently than the warm-up's did." % benchlib.fmt(settings["warmup_s"], 0),
+        "New mTLS connections: the upstream container's TCP PassiveOpens during the run (its "
+        "network namespace's /proc/net/snmp, read from the host); only the path under test carries "
+        "traffic then. Backend connections: the upstream container's ActiveOpens (to the backend) "
+        "in the same run.",
+        "Full and resumed handshakes: " + "; ".join(
+            "%s: %s" % (name, HANDSHAKE_METHODS[name]) for name in settings["paths"]) + ".",
+        "The collection runs with its role defaults; what decides the cost of a request, as "
+        "deployed: proxy tier: %s; upstream tier: %s. HAProxy, stunnel and the seed keep their "
+        "own TLS session defaults (resumption allowed)."
+        % ("; ".join("`%s`" % d for d in deployed.get(PROXY, [])) or "n/a",
+           "; ".join("`%s`" % d for d in deployed.get(UPSTREAM, [])) or "n/a"),
+        "Logging: chain and seed write one access log line per request on each hop (the seed with "
+        "the collection's formats and access_log parameters, read from its deployed drop-ins); "
+        "HAProxy logs nothing; stunnel logs a few lines per connection (info level on the "
+        "upstream side, for the handshake count). Buffered logs are flushed (nginx -s reopen) "
+        "between runs, outside the measured part.",
+        "Revocation: chain, HAProxy and stunnel check the private CA's CRL on both hops; the seed, "
+        "as the classic configuration, checks none.",
+        "Identity: chain, HAProxy and seed hand the backend the verified client identity and "
+        "replace what the client sent (HAProxy's X-Client-Cert is base64 DER, nginx's URL-encoded "
+        "PEM). stunnel is TCP only: no identity headers; the check's client-sent X-Client-DN "
+        "reached the backend as %r." % (checks.get("stunnel", {}).get("backend_saw_dn") or "n/a"),
+        "Errors are wrk's: responses other than 2xx/3xx, and socket errors (connect, read, write, "
+        "timeout at 10 s).",
+    ]
+    if others_before or others_after:
+        out.append("Other containers were running on this machine during the measurement "
+                   "(before: %s; after: %s): their load is part of the noise."
+                   % (", ".join(others_before) or "none", ", ".join(others_after) or "none"))
+    return out
+
+
+def measure(args):
+    info = load_paths()
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = [p for p in paths if p not in info]
+    if unknown or not paths:
+        raise BenchError("unknown path(s) %s; choose from %s" % (", ".join(unknown) or "(none)", ",".join(ALL_PATHS)))
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    if not concurrencies or min(concurrencies) < 1:
+        raise BenchError("--concurrency needs positive numbers, as 8,32,128")
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
+        raise BenchError("--rounds and --duration must be at least 1, --warmup at least 0")
+
+    containers = {name: Container(name) for name in ALL}
+    if docker_exec(LOAD, "sh", "-c", "command -v wrk", check=False).returncode != 0:
+        raise BenchError("wrk is not installed in %s (scripts/bench/alternatives.yml installs it)" % LOAD)
+    if docker_exec(LOAD, "sh", "-c", "command -v curl", check=False).returncode != 0:
+        raise BenchError("curl is not installed in %s" % LOAD)
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    say("checking that every path answers and does mTLS: %s" % ", ".join(paths))
+    checks = check_paths(paths, info)
+    machine = machine_facts(containers)
+    deployed = collection_settings(containers)
+    others_before = other_containers()
+    total = len(paths) * len(concurrencies) * args.rounds
+    say("measuring: %d round(s) × %d concurrency(ies) × %d path(s) = %d runs of %d s (+%d s warm-up), about %d min"
+        % (args.rounds, len(concurrencies), len(paths), total, args.duration, args.warmup,
+           round(total * (args.duration + args.warmup + 1.5) / 60.0 + 0.49)))
+    runs = []
+    number = 0
+    for round_number in range(1, args.rounds + 1):
+        for index, concurrency in enumerate(concurrencies):
+            for position, name in enumerate(benchlib.rotated(paths, round_number - 1 + index)):
+                number += 1
+                warmup = warm_up(name, info, concurrency, args.warmup)
+                record = measure_one(name, info, concurrency, args.duration, containers)
+                record.update({"round": round_number, "position": position, "warmup": warmup})
+                runs.append(record)
+                # Raw runs as they come, so that a run that fails later leaves what was measured.
+                with open(os.path.join(args.out, "runs.jsonl"), "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                say("run %d/%d: round %d, %d conns, %-7s %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  "
+                    "tier CPU %s ms/1k  new mTLS conns %s/1k  backend conns %s/1k  errors %d"
+                    % (number, total, round_number, concurrency, name, record["rps"], record["p50_ms"],
+                       record["p99_ms"], benchlib.fmt(record["tier_cpu_ms_per_1k"], 1),
+                       benchlib.fmt(record["mtls_new_connections_per_1k"], 2),
+                       benchlib.fmt(record["backend_new_connections_per_1k"], 2), record["errors_total"]))
+    others_after = other_containers()
+
+    settings = {"argv": args.argv.split() if args.argv else [], "rounds": args.rounds,
+                "duration_s": args.duration, "warmup_s": args.warmup, "concurrencies": concurrencies,
+                "paths": paths, "wrk": "wrk -t1 -c<N> -d<S>s --latency --timeout 10s"}
+    control = []
+    if os.path.exists(control_plane_file(args.out)):
+        with open(control_plane_file(args.out), encoding="utf-8") as handle:
+            control = json.load(handle)
+    report = {
+        "started_utc": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "settings": settings, "paths": info, "checks": checks, "machine": machine,
+        "collection_settings": deployed, "spoofed_dn": SPOOFED_DN,
+        "control_plane": control,
+        "summary": benchlib.summarize(runs, paths, concurrencies),
+        "runs": runs,
+    }
+    report["notes"] = notes(settings, checks, os.cpu_count() or 0, deployed, others_before, others_after)
+    for step in control:
+        if step.get("label") == "idempotent rerun" and step.get("changed"):
+            report["notes"].insert(0, "The idempotent rerun of mtls.nginx.site changed %d task(s), expected 0: "
+                                      "see %s in this folder." % (step["changed"], step.get("log")))
+    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    markdown = benchlib.render_markdown(report)
+    with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown)
+    benchlib.write_chart(report, os.path.join(args.out, "chart.png"))
+    print()
+    print(markdown)
+    say("results: %s (report.json, report.md, chart.png)" % os.path.relpath(args.out, ROOT))
+    if args.latest:
+        # A relative link, so that the results folder can move as a whole.
+        if os.path.islink(args.latest):
+            os.unlink(args.latest)
+        if not os.path.exists(args.latest):
+            os.symlink(os.path.relpath(os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.latest))),
+                       args.latest)
+            say("latest: %s" % os.path.relpath(args.latest, ROOT))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    timed_parser = sub.add_parser("timed")
+    timed_parser.add_argument("--out", required=True)
+    timed_parser.add_argument("--label", required=True)
+    timed_parser.add_argument("--not-measured", metavar="REASON")
+    timed_parser.add_argument("command", nargs=argparse.REMAINDER)
+    measure_parser = sub.add_parser("measure")
+    measure_parser.add_argument("--out", required=True)
+    measure_parser.add_argument("--rounds", type=int, default=5)
+    measure_parser.add_argument("--duration", type=int, default=8)
+    measure_parser.add_argument("--warmup", type=int, default=2)
+    measure_parser.add_argument("--concurrency", default="8,32,128")
+    measure_parser.add_argument("--paths", default=",".join(ALL_PATHS))
+    measure_parser.add_argument("--argv", default="", help="the options scripts/bench/run was given, for the report")
+    measure_parser.add_argument("--latest", help="a symbolic link to point at the results folder")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    try:
+        if args.action == "timed":
+            timed(args)
+        else:
+            measure(args)
+    except BenchError as error:
+        sys.stderr.write("bench: %s\n" % error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

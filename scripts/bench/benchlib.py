@@ -1,0 +1,401 @@
+"""The pure logic of scripts/bench/run: reading wrk's output and the counters the benchmark
+takes from the containers, medians and per-round ratios, the Markdown report and the chart.
+
+bench.py drives the containers and calls these; test_benchlib.py tests them without any.
+Standard library only (matplotlib is imported by write_chart alone)."""
+
+import re
+import statistics
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+# wrk prints times with these units (format_time_us in wrk's units.c), and request counts and
+# rates with k/M/G suffixes (format_metric).
+_TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+_METRIC_SUFFIXES = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def time_ms(text):
+    """A wrk time such as '485.00us', '1.10ms', '2.00s' or '1.00m', in milliseconds."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)(us|ms|s|m|h)\s*", text)
+    if not match:
+        raise ValueError("not a wrk time: %r" % text)
+    return float(match.group(1)) * _TIME_UNITS_MS[match.group(2)]
+
+
+def parse_wrk(text):
+    """The numbers of one `wrk --latency` run: requests, duration, requests/s, the latency
+    percentiles wrk prints (50, 75, 90, 99, in ms) and the errors it counts. Raises ValueError,
+    naming what is missing, when the output is not a finished wrk run."""
+    result = {}
+    match = re.search(r"^\s*(\d+) requests in ([0-9.]+(?:us|ms|s|m|h)),", text, re.M)
+    if not match:
+        raise ValueError("wrk output has no 'N requests in T' line")
+    result["requests"] = int(match.group(1))
+    result["duration_s"] = time_ms(match.group(2)) / 1000.0
+    match = re.search(r"^Requests/sec:\s*([0-9.]+)\s*$", text, re.M)
+    if not match:
+        raise ValueError("wrk output has no 'Requests/sec:' line")
+    result["rps"] = float(match.group(1))
+
+    latency = {}
+    block = re.search(r"^\s*Latency Distribution\s*$(.*?)^\s*\d+ requests in", text, re.M | re.S)
+    if not block:
+        raise ValueError("wrk output has no 'Latency Distribution' (was --latency given?)")
+    for percent, value in re.findall(r"^\s*([0-9.]+)%\s+(\S+)\s*$", block.group(1), re.M):
+        latency[percent] = time_ms(value)
+    for needed in ("50", "99"):
+        if needed not in latency:
+            raise ValueError("wrk output has no %s%% latency" % needed)
+    result["latency_ms"] = latency
+    result["p50_ms"] = latency["50"]
+    result["p99_ms"] = latency["99"]
+
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "non_2xx_3xx": 0}
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if match:
+        for key, value in zip(("connect", "read", "write", "timeout"), match.groups()):
+            errors[key] = int(value)
+    match = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if match:
+        errors["non_2xx_3xx"] = int(match.group(1))
+    result["errors"] = errors
+    result["errors_total"] = sum(errors.values())
+    return result
+
+
+# --- counters ----------------------------------------------------------------------------------
+
+def parse_snmp(text):
+    """/proc/net/snmp as {'Tcp': {'ActiveOpens': 12, ...}, 'Udp': {...}, ...}: each protocol
+    has a line of names, then a line of values."""
+    tables = {}
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for names, values in zip(lines[0::2], lines[1::2]):
+        if names[0] != values[0]:
+            raise ValueError("unexpected /proc/net/snmp layout near %r" % " ".join(names))
+        tables[names[0].rstrip(":")] = {name: int(value) for name, value in zip(names[1:], values[1:])}
+    return tables
+
+
+def parse_haproxy_stat(text, proxy, service="FRONTEND"):
+    """One row of HAProxy's `show stat` CSV (the '# pxname,svname,...' header), as a dict of
+    strings, for proxy `proxy` and service `service`."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError("not HAProxy `show stat` output")
+    header = lines[0][2:].split(",")
+    for line in lines[1:]:
+        fields = line.split(",")
+        if len(fields) >= 2 and fields[0] == proxy and fields[1] == service:
+            return dict(zip(header, fields))
+    raise ValueError("HAProxy `show stat` has no row %s/%s" % (proxy, service))
+
+
+def count_stunnel_handshakes(text):
+    """(full, resumed) TLS handshakes that stunnel accepted, from its log at debug = info."""
+    full = len(re.findall(r"TLS accepted: new session negotiated", text))
+    resumed = len(re.findall(r"TLS accepted: previous session reused", text))
+    return full, resumed
+
+
+def count_nginx_sessions(text):
+    """From access log lines in the collection's upstream format ('conn=N reused=r|.'): the
+    requests, the requests made on a resumed TLS session, and how many connection serials those
+    carried. nginx's $connection counts per worker, so serials from two workers can coincide:
+    the last number is a lower bound."""
+    requests = 0
+    resumed_requests = 0
+    resumed_conns = set()
+    for conn, reused in re.findall(r"\bconn=(\d+) reused=(\S)", text):
+        requests += 1
+        if reused == "r":
+            resumed_requests += 1
+            resumed_conns.add(conn)
+    return {"requests": requests, "resumed_requests": resumed_requests,
+            "resumed_connection_serials": len(resumed_conns)}
+
+
+def cgroup_cpu_candidates(container_id, proc_cgroup):
+    """Files that may hold a container's CPU time, best first: cgroup v2's cpu.stat (usage_usec)
+    under the systemd or cgroupfs driver's path, on a pure or a hybrid (…/unified) hierarchy,
+    then cgroup v1's cpuacct.usage (ns); and the same below the paths /proc/<pid>/cgroup
+    names, cut after the container's own cgroup (systemd inside moves itself into init.scope)."""
+    relative = ["system.slice/docker-%s.scope" % container_id, "docker/%s" % container_id]
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and container_id in parts[2]:
+            segments = parts[2].strip("/").split("/")
+            cut = next(i for i, segment in enumerate(segments) if container_id in segment)
+            relative.append("/".join(segments[:cut + 1]))
+    candidates = []
+    for rel in dict.fromkeys(relative):
+        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            candidates.append(("cpu.stat", "%s/%s/cpu.stat" % (base, rel)))
+    for rel in dict.fromkeys(relative):
+        for base in ("/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"):
+            candidates.append(("cpuacct.usage", "%s/%s/cpuacct.usage" % (base, rel)))
+    return candidates
+
+
+def parse_recap(text):
+    """Sums over the hosts of an ansible-playbook PLAY RECAP ('host : ok=3 changed=1 ...')."""
+    totals = {}
+    for line in text.splitlines():
+        if re.match(r"^\S+\s+:\s+ok=\d+", line):
+            for key, value in re.findall(r"(\w+)=(\d+)", line):
+                totals[key] = totals.get(key, 0) + int(value)
+    return totals
+
+
+def parse_timer(text):
+    """Seconds of ansible.posix.timer's 'Playbook run took 0 days, 0 hours, 1 minutes, 5
+    seconds' lines, added up (one per playbook that ran); None when there is none."""
+    found = re.findall(r"Playbook run took (\d+) days, (\d+) hours, (\d+) minutes, (\d+) seconds", text)
+    if not found:
+        return None
+    return sum(int(d) * 86400 + int(h) * 3600 + int(m) * 60 + int(s) for d, h, m, s in found)
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+def median(values):
+    """The median of the values that are not None; None when there are none."""
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def per_1k(count, requests):
+    """count per 1,000 requests; None when either is unknown or no request was made."""
+    if count is None or not requests:
+        return None
+    return count * 1000.0 / requests
+
+
+def ratio(value, baseline):
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return value / baseline
+
+
+# What the summary reports per path and concurrency: (key, name of the run's field).
+SUMMARY_METRICS = (
+    ("rps", "rps"),
+    ("p50_ms", "p50_ms"),
+    ("p99_ms", "p99_ms"),
+    ("cpu_ms_per_1k", "tier_cpu_ms_per_1k"),
+    ("new_conns_per_1k", "mtls_new_connections_per_1k"),
+    ("backend_conns_per_1k", "backend_new_connections_per_1k"),
+    ("full_handshakes_per_1k", "full_handshakes_per_1k"),
+    ("resumed_handshakes_per_1k", "resumed_handshakes_per_1k"),
+)
+# The metrics compared with a baseline path, round by round.
+RATIO_METRICS = ("rps", "p99_ms", "tier_cpu_ms_per_1k")
+BASELINES = ("haproxy", "seed")
+
+
+def round_ratios(runs, path, baseline, concurrency, metric):
+    """metric(path) / metric(baseline), one value per round in which both ran at this
+    concurrency: each ratio compares two runs made minutes apart, so slow drifts of the
+    machine (other load, thermal state) cancel out."""
+    by_round = {}
+    for run in runs:
+        if run["concurrency"] == concurrency and run["path"] in (path, baseline):
+            by_round.setdefault(run["round"], {})[run["path"]] = run.get(metric)
+    values = []
+    for round_number in sorted(by_round):
+        pair = by_round[round_number]
+        if path in pair and baseline in pair:
+            value = ratio(pair[path], pair[baseline])
+            if value is not None:
+                values.append(value)
+    return values
+
+
+def summarize(runs, paths, concurrencies):
+    """One row per (path, concurrency): medians over the rounds, summed errors, and the medians
+    of the per-round ratios against each baseline path."""
+    rows = []
+    for concurrency in concurrencies:
+        for path in paths:
+            mine = [run for run in runs if run["path"] == path and run["concurrency"] == concurrency]
+            if not mine:
+                continue
+            row = {"path": path, "concurrency": concurrency, "rounds": len(mine),
+                   "requests": sum(run["requests"] for run in mine),
+                   "errors": sum(run["errors_total"] for run in mine)}
+            for key, field in SUMMARY_METRICS:
+                row[key] = median(run.get(field) for run in mine)
+            row["ratios"] = {}
+            for baseline in BASELINES:
+                if baseline == path or baseline not in paths:
+                    continue
+                row["ratios"][baseline] = {
+                    metric: median(round_ratios(runs, path, baseline, concurrency, metric))
+                    for metric in RATIO_METRICS}
+            rows.append(row)
+    return rows
+
+
+def rotated(items, offset):
+    """items rotated left by offset: round r of the benchmark runs the paths in the order
+    rotated(paths, r), so that each path takes every position in turn."""
+    if not items:
+        return []
+    offset %= len(items)
+    return list(items[offset:]) + list(items[:offset])
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def fmt(value, digits=1, suffix=""):
+    if value is None:
+        return "n/a"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "%d%s" % (value, suffix)
+    return "%.*f%s" % (digits, value, suffix)
+
+
+def fmt_ratio(value):
+    return "n/a" if value is None else "%.2f×" % value
+
+
+def markdown_table(header, rows, align=None):
+    """A Markdown table; align has one letter per column, l or r (default: the first column
+    left, the others right, as for a table of numbers)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report):
+    """report.md from report.json's content."""
+    settings = report["settings"]
+    out = ["# mtls.nginx benchmark, %s" % report["started_utc"], ""]
+    out.append("`%s`: %d round(s) of %s s per path and concurrency, each after a %s s warm-up "
+               "(not counted), at %s client connection(s), the paths in a rotated order each round. "
+               "Load: `%s` in mtls-bench-load. Medians over the rounds; ratios are medians of "
+               "per-round ratios (each compares two runs of the same round)."
+               % (" ".join(["scripts/bench/run"] + settings["argv"]), settings["rounds"], fmt(settings["duration_s"], 0),
+                  fmt(settings["warmup_s"], 0), ", ".join(str(c) for c in settings["concurrencies"]),
+                  settings.get("wrk", "wrk -t1 -c<N> -d<S>s --latency")))
+    out.append("")
+    out.append(markdown_table(
+        ["path", "what", "listens", "mTLS hop"],
+        [[name, info["description"], "%s:%s" % (info["host"], info["port"]),
+          ":%s" % info["upstream_port"] if info.get("upstream_port") else "none"]
+         for name, info in report["paths"].items() if name in settings["paths"]], "llll"))
+    out.append("")
+
+    rows = report["summary"]
+    for concurrency in settings["concurrencies"]:
+        out.append("## %d connections" % concurrency)
+        out.append("")
+        table = []
+        for row in (r for r in rows if r["concurrency"] == concurrency):
+            table.append([row["path"], fmt(row["rps"], 0), fmt(row["p50_ms"], 2), fmt(row["p99_ms"], 2),
+                          fmt(row["cpu_ms_per_1k"], 1), fmt(row["new_conns_per_1k"], 2),
+                          fmt(row["full_handshakes_per_1k"], 2), fmt(row["resumed_handshakes_per_1k"], 2),
+                          fmt(row.get("backend_conns_per_1k"), 2), "%d / %d" % (row["errors"], row["requests"])])
+        out.append(markdown_table(
+            ["path", "req/s", "p50 ms", "p99 ms", "tier CPU ms / 1k req", "new mTLS conns / 1k req",
+             "full handshakes / 1k req", "resumed / 1k req", "backend conns / 1k req", "errors / requests"], table))
+        out.append("")
+        ratio_rows = []
+        for row in (r for r in rows if r["concurrency"] == concurrency):
+            cells = [row["path"]]
+            for baseline in BASELINES:
+                if baseline not in settings["paths"]:
+                    continue
+                ratios = row["ratios"].get(baseline)
+                for metric in RATIO_METRICS:
+                    cells.append("1×" if ratios is None else fmt_ratio(ratios[metric]))
+            ratio_rows.append(cells)
+        header = ["path"]
+        for baseline in BASELINES:
+            if baseline in settings["paths"]:
+                header += ["req/s vs %s" % baseline, "p99 vs %s" % baseline, "CPU/req vs %s" % baseline]
+        if len(header) > 1:
+            out.append(markdown_table(header, ratio_rows))
+            out.append("")
+
+    checks = report.get("checks") or {}
+    if checks:
+        out.append("## Checks before measuring")
+        out.append("")
+        out.append(markdown_table(
+            ["path", "answer", "backend saw X-Client-DN (the client sent %s)" % report.get("spoofed_dn", "its own"),
+             "mTLS hop without a client certificate"],
+            [[name, check["status"], check.get("backend_saw_dn") or "(none)",
+              check.get("mtls_hop_without_client_certificate", "n/a")] for name, check in checks.items()], "lrll"))
+        out.append("")
+
+    out.append("## Control plane (mtls.nginx.site on the bench scenario)")
+    out.append("")
+    control = report.get("control_plane") or []
+    if control:
+        table = []
+        for step in control:
+            if step.get("measured", True):
+                table.append([step["label"], fmt(step.get("wall_s"), 1, " s"),
+                              fmt(step.get("playbook_s"), 0, " s"), fmt(step.get("changed")),
+                              step.get("command", "")])
+            else:
+                table.append([step["label"], "not measured (%s)" % step.get("reason", "?"), "", "", ""])
+        out.append(markdown_table(["step", "wall", "playbook (ansible.posix.timer)", "changed", "command"], table, "lrrrl"))
+    else:
+        out.append("not measured")
+    out.append("")
+
+    machine = report["machine"]
+    out.append("## Machine and versions")
+    out.append("")
+    out.append(markdown_table(["what", "value"], [[key, value] for key, value in machine.items()], "ll"))
+    out.append("")
+    out.append("## Notes")
+    out.append("")
+    out += ["- " + note for note in report["notes"]]
+    out.append("")
+    return "\n".join(out)
+
+
+def _short_number(value):
+    return "%.0f" % value if value >= 10 else "%.2f" % value
+
+
+def write_chart(report, filename):
+    """Two grouped bar charts: requests/s and p99 latency, per concurrency (groups) and path
+    (bars)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = report["settings"]
+    paths = list(settings["paths"])
+    concurrencies = settings["concurrencies"]
+    values = {(row["path"], row["concurrency"]): row for row in report["summary"]}
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
+    width = 0.8 / max(len(paths), 1)
+    # Log scales: the direct path is an order of magnitude above the others, the seed's latency
+    # one above theirs.
+    for axis, key, title in ((axes[0], "rps", "requests/s (median, log scale)"),
+                             (axes[1], "p99_ms", "p99 latency, ms (median, log scale)")):
+        for index, path in enumerate(paths):
+            heights = [(values.get((path, c)) or {}).get(key) or 0 for c in concurrencies]
+            positions = [i + (index - (len(paths) - 1) / 2.0) * width for i in range(len(concurrencies))]
+            bars = axis.bar(positions, heights, width, label=path)
+            axis.bar_label(bars, fmt=_short_number, fontsize=7, rotation=90, padding=2)
+        axis.set_yscale("log")
+        axis.margins(y=0.25)
+        axis.set_xticks(range(len(concurrencies)))
+        axis.set_xticklabels(["%d conns" % c for c in concurrencies])
+        axis.set_title(title)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    figure.suptitle("mtls.nginx benchmark %s (%d round(s) × %s s)"
+                    % (report["started_utc"], settings["rounds"], fmt(settings["duration_s"], 0)))
+    figure.tight_layout()
+    figure.savefig(filename, dpi=100)
+    plt.close(figure)
