@@ -216,6 +216,20 @@ def test_underscore_spellings_of_identity_headers_never_reach_the_backend(proxy,
     assert "forged" not in json.dumps(seen)
 
 
+def test_identity_fields_left_out_are_sent_empty_whatever_the_client_sent(proxy, upstream):
+    # mtls-lean on port 8444 of the first upstream host: mtls_upstream_identity_fields [verify, subject_dn].
+    forged = {"X-Client-Cert": "forged", "X-Client-Serial": "forged", "X-Client-Fingerprint": "forged",
+              "X-Client-Issuer-DN": "CN=forged CA", "X-Client-DN": "CN=forged"}
+    options = [o for name, value in forged.items() for o in ("-H", "%s: %s" % (name, value))]
+    response = curl(proxy, "https://%s:8444/" % name_of(upstream), "--cacert", PROXY_PKI + "/upstream-ca.pem",
+                    "--cert", PROXY_PKI + "/client-chain.pem", "--key", PROXY_PKI + "/client.key", *options)
+    assert response.status == 200, response.body
+    seen = response.json()["headers"]
+    assert _identity_names(seen) == ["X-Client-DN", "X-Client-Verify"], seen
+    assert seen["X-Client-DN"] == "CN=" + name_of(proxy) and seen["X-Client-Verify"] == "SUCCESS"
+    assert "forged" not in json.dumps(seen)
+
+
 def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_backend(proxy, upstream):
     sent = {"X-Real-IP": "203.0.113.7", "Forwarded": "for=203.0.113.7;host=evil.example",
             "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil.example", "X-Original-URL": "/admin/",
