@@ -38,7 +38,7 @@ BACKEND = "mtls-bench-backend"
 # The containers whose CPU is the cost of a path: both tiers, not the load generator or backend.
 TIERS = (PROXY, UPSTREAM)
 ALL = (LOAD, PROXY, UPSTREAM, BACKEND)
-ALL_PATHS = ("chain", "haproxy", "stunnel", "seed", "direct")
+ALL_PATHS = ("chain", "lean", "haproxy", "stunnel", "seed", "direct")
 
 # Where each path's upstream side says how its TLS handshakes went (read on mtls-bench-upstream).
 CHAIN_LOG = "/var/log/nginx/mtls-upstream.access.log"        # the role's access log
@@ -58,6 +58,9 @@ HANDSHAKE_METHODS = {
     "chain": "new connections (upstream PassiveOpens); the upstream tier turns TLS session "
              "resumption off, so each is a full handshake (its access log's $ssl_session_reused "
              "is checked: resumed ones would be subtracted)",
+    "lean": "new connections (upstream PassiveOpens); its access log is off, so full and "
+            "resumed handshakes are not told apart (its upstream tier turns resumption off, as "
+            "the chain's does)",
     "haproxy": "HAProxy's counters of the upstream frontend, ssl_sess (new sessions: full "
                "handshakes) and ssl_reused_sess (resumed), from `show stat` on its stats socket",
     "stunnel": "the upstream stunnel's log at debug = info ('new session negotiated' / "
@@ -502,14 +505,15 @@ def notes(settings, checks, cpus, deployed, others_before, others_after):
            "; ".join("`%s`" % d for d in deployed.get(UPSTREAM, [])) or "n/a"),
         "Logging: chain and seed write one access log line per request on each hop (the seed with "
         "the collection's formats and access_log parameters, read from its deployed drop-ins); "
-        "HAProxy logs nothing; stunnel logs a few lines per connection (info level on the "
+        "lean logs nothing (mtls_nginx_access_log: false); HAProxy logs nothing; stunnel logs a few lines per connection (info level on the "
         "upstream side, for the handshake count). Buffered logs are flushed (nginx -s reopen) "
         "between runs, outside the measured part.",
         "Revocation: chain, HAProxy and stunnel check the private CA's CRL on both hops; the seed, "
         "as the classic configuration, checks none.",
-        "Identity: chain, HAProxy and seed hand the backend the verified client identity and "
-        "replace what the client sent (HAProxy's X-Client-Cert is base64 DER, nginx's URL-encoded "
-        "PEM). stunnel is TCP only: no identity headers; the check's client-sent X-Client-DN "
+        "Identity: chain, HAProxy and seed hand the backend the verified client identity in six "
+        "headers and replace what the client sent (HAProxy's X-Client-Cert is base64 DER, nginx's "
+        "URL-encoded PEM); lean sends X-Client-Verify and X-Client-DN and the other four empty "
+        "(mtls_upstream_identity_fields: [verify, subject_dn]). stunnel is TCP only: no identity headers; the check's client-sent X-Client-DN "
         "reached the backend as %r." % (checks.get("stunnel", {}).get("backend_saw_dn") or "n/a"),
         "Errors are wrk's: responses other than 2xx/3xx, and socket errors (connect, read, write, "
         "timeout at 10 s).",
