@@ -342,6 +342,22 @@ def nginx_time(value):
     return None if _NGINX_TIME.match(value) else "a number with an optional unit ms, s, m, h, d, w, M or y"
 
 
+# nginx's time units (ngx_parse_time): a month is 30 days, a year 365.
+_NGINX_TIME_UNITS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+                     "M": 2592000, "y": 31536000}
+
+
+def nginx_seconds(value):
+    """The seconds of an nginx time such as ``75s``, ``500ms`` or ``2m``; ValueError for anything
+    nginx_time refuses."""
+    match = _NGINX_TIME.match(str(value))
+    if isinstance(value, bool) or not match:
+        raise ValueError("%r is not an nginx time (%s)" % (value, nginx_time("")))
+    text = str(value)
+    digits = text.rstrip("msMhdwy")
+    return int(digits) * _NGINX_TIME_UNITS[text[len(digits):]]
+
+
 def nginx_size(value):
     return None if _NGINX_SIZE.match(value) else "a number with an optional unit k, m or g"
 

@@ -87,3 +87,23 @@ def test_default_subject_alt_names_is_the_upstream_roles_default():
     for bad in ((None, "h"), ("s", None), (["s"], "h")):
         with pytest.raises(AnsibleFilterError, match="default_subject_alt_names"):
             sans(*bad)
+
+
+# --- nginx_seconds -------------------------------------------------------------------------------
+
+from ansible_collections.mtls.nginx.plugins.filter import nginx_seconds as nginx_seconds_module  # noqa: E402
+
+seconds = nginx_seconds_module.FilterModule().filters()["nginx_seconds"]
+
+
+@pytest.mark.parametrize("value, expected", [("75s", 75), ("75", 75), (75, 75), ("500ms", 0.5), ("2m", 120),
+                                             ("1h", 3600), ("1d", 86400), ("1w", 604800), ("1M", 2592000),
+                                             ("1y", 31536000)])
+def test_nginx_seconds_counts_as_nginx_does(value, expected):
+    assert seconds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "1m30s", "75 s", "-1s", "1.5s", "10sec", True, None, "s"])
+def test_nginx_seconds_refuses_what_is_not_an_nginx_time(value):
+    with pytest.raises(AnsibleFilterError, match="is not an nginx time"):
+        seconds(value)
