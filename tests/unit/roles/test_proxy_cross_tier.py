@@ -69,3 +69,11 @@ def test_an_upstream_host_that_closes_idle_connections_first_is_refused_by_name(
 def test_a_proxy_timeout_shorter_than_every_upstream_host_passes(tmp_path):
     rc, out = run_preflight(tmp_path, "{mtls_upstream_keepalive_timeout: 2m}", "-e", "mtls_proxy_keepalive_timeout=500ms")
     assert rc == 0, out
+
+
+def test_a_malformed_upstream_timeout_is_left_to_that_tier_s_own_preflight(tmp_path):
+    # Not compared (nginx_seconds would fail on it without naming the variable); the upstream
+    # role's value checks name it on that host.
+    rc, out = run_preflight(tmp_path, "{mtls_upstream_keepalive_timeout: soon}")
+    assert rc == 0, out
+    assert "not shorter than" not in out
