@@ -488,7 +488,7 @@ KINDS = {
     "count": (count, "a whole number, 0 or more"),
 }
 SPECIAL_KINDS = ("locations", "headers_map")
-LOCATION_KEYS = ("path", "allowed_subjects", "allowed_fingerprints")
+LOCATION_KEYS = ("path", "allowed_subjects", "allowed_fingerprints", "listed_only")
 _SHOWN_CHARS = 200
 
 
@@ -575,6 +575,8 @@ def _locations(name, value, out):
             seen[location["path"]] = here
         _list_of(here + ".allowed_subjects", "dn", location.get("allowed_subjects"), out)
         _list_of(here + ".allowed_fingerprints", "sha1_fingerprint", location.get("allowed_fingerprints"), out)
+        if not isinstance(location.get("listed_only", False), bool):
+            out.append("%s.listed_only: %s is not true or false" % (here, show(location.get("listed_only"))))
 
 
 def _headers_map(name, value, out):

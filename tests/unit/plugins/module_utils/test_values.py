@@ -238,7 +238,7 @@ def test_locations_are_checked_key_by_key():
         "$ssl_client_s_dn shows it, such as CN=client,O=Example (a leading '~' would make it a regular "
         "expression in an nginx map)",
         "mtls_upstream_locations[2]: unknown key 'allow'; a location has path, allowed_subjects, "
-        "allowed_fingerprints",
+        "allowed_fingerprints, listed_only",
         "mtls_upstream_locations[2].path: '/api' is also the path of mtls_upstream_locations[1]; nginx "
         "refuses a duplicate location",
         "mtls_upstream_locations[2].allowed_fingerprints[0]: '%s' is not a SHA-1 fingerprint of 40 hex digits "
@@ -247,7 +247,7 @@ def test_locations_are_checked_key_by_key():
         "mtls_upstream_locations[3].allowed_subjects: 'CN=x' is not a list (each item must be a subject DN as "
         "nginx's $ssl_client_s_dn shows it, such as CN=client,O=Example)",
         "mtls_upstream_locations[4]: '/y' is not a location (a dict with path, allowed_subjects, "
-        "allowed_fingerprints)",
+        "allowed_fingerprints, listed_only)",
         "mtls_upstream_locations[5].path: None is not a location prefix path such as /api/ (it is not set)",
     ]
 
@@ -359,3 +359,9 @@ def test_sign_still_signs_a_csr_with_good_names_of_its_own(ca_dir):
                           x509.RFC822Name("ops@example.org")])
     result = leaf("sign", csr_content=csr, ca_path=str(ca_dir / "ca.pem"), ca_privatekey_path=str(ca_dir / "ca.key"))
     assert result["signed"] and result["certificate"]["subject_alt_names"] == ["DNS:svc"]
+
+
+def test_listed_only_is_true_or_false():
+    assert problems([["l", "locations", [{"path": "/", "allowed_subjects": [], "listed_only": True}]]]) == []
+    assert problems([["l", "locations", [{"path": "/", "listed_only": "yes"}]]]) == [
+        "l[0].listed_only: 'yes' is not true or false"]
