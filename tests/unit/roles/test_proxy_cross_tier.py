@@ -77,3 +77,12 @@ def test_a_malformed_upstream_timeout_is_left_to_that_tier_s_own_preflight(tmp_p
     rc, out = run_preflight(tmp_path, "{mtls_upstream_keepalive_timeout: soon}")
     assert rc == 0, out
     assert "not shorter than" not in out
+
+
+def test_a_hand_set_workload_identity_is_refused(tmp_path):
+    # CN=spiffe://... is what the upstream tiers of a service mesh admit and forward as a
+    # service's identity: only the declaration (mtls_mesh) may issue it.
+    rc, out = run_preflight(tmp_path, "{}", "-e", "mtls_proxy_common_name=spiffe://mesh.internal/billing")
+    assert rc != 0, out
+    assert ("mtls_proxy_common_name: spiffe://mesh.internal/billing is a workload identity, which only the "
+            "service mesh declaration (mtls_mesh, deployed by mtls.nginx.site) issues") in out, out
