@@ -16,7 +16,10 @@ The declaration::
           - service: billing
             port: 9001
 
-A service's identity is ``spiffe://<trust domain>/<name>``.
+A service's identity is ``spiffe://<trust domain>/<name>``. Its certificates carry it as a URI
+SAN and, since nginx 1.22 and 1.26 expose no URI SAN to the config, as their only subject field
+(``CN=spiffe://...``), which the upstream tiers allow-list and forward. The collection issues such
+a subject only from the declaration (the tiers' preflights refuse it anywhere else).
 """
 
 from __future__ import annotations
@@ -29,10 +32,31 @@ _SERVICE_KEYS = {"name", "group", "backend_url", "port", "calls"}
 _CALL_KEYS = {"service", "port"}
 # Lower case only: a service name is also a path segment of its SPIFFE ID, which is case-sensitive.
 _SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# The identity is a certificate's common name too, which X.509 limits to 64 characters.
+_COMMON_NAME_MAX = 64
+# The prefix of every file, directory and nginx name that the declaration makes on a host.
+CONFIG_PREFIX = "mtls-mesh-"
 
 
 def spiffe_id(trust_domain, service):
     return "spiffe://%s/%s" % (trust_domain, service)
+
+
+def subject(trust_domain, service):
+    """The subject DN of a service certificate, as nginx's ``$ssl_client_s_dn`` shows it."""
+    return "CN=" + spiffe_id(trust_domain, service)
+
+
+def subject_alt_names(trust_domain, service):
+    return ["DNS:%s.%s" % (service, trust_domain), "URI:" + spiffe_id(trust_domain, service)]
+
+
+def upstream_config_name(service):
+    return CONFIG_PREFIX + service
+
+
+def proxy_config_name(caller, callee):
+    return "%s%s-to-%s" % (CONFIG_PREFIX, caller, callee)
 
 
 def _problem_of(check, value):
@@ -132,7 +156,9 @@ def plan(declaration, groups):
     deployed from a declaration that is wrong anywhere."""
     problems = []
     if not isinstance(declaration, dict):
-        return {"problems": ["mtls_mesh: must be a dict with trust_domain and services"], "edges": [], "hosts": {}}
+        return {"problems": ["mtls_mesh: must be a dict with trust_domain and services"], "trust_domain": None,
+                "edges": [], "services": {}, "hosts": {},
+                "slots": {"upstreams": 0, "proxies": 0}}
     unknown = sorted(set(declaration) - {"trust_domain", "services"})
     if unknown:
         problems.append("mtls_mesh: unknown key(s) %s (allowed: services, trust_domain)" % ", ".join(map(str, unknown)))
@@ -142,6 +168,13 @@ def plan(declaration, groups):
         problems.append("mtls_mesh.trust_domain: %r must be a lower-case DNS name%s"
                         % (trust_domain, " (it %s)" % reason if reason else ""))
     services = _services(declaration, problems)
+    if not reason and isinstance(trust_domain, str):
+        for name in services:
+            identity = spiffe_id(trust_domain, name)
+            if len(identity) > _COMMON_NAME_MAX:
+                problems.append("service %s: its identity %s is %d characters, and a certificate's common name "
+                                "holds at most %d; shorten the service name or the trust domain"
+                                % (name, identity, len(identity), _COMMON_NAME_MAX))
     hosts_of = {name: _check_service(name, service, groups, problems) for name, service in services.items()}
     calls_of = {name: _calls(name, service, services, problems) for name, service in services.items()}
 
@@ -161,32 +194,131 @@ def plan(declaration, groups):
                 problems.append("host %s: port %d is used twice, by %s" % (host, port_number, " and by ".join(used_by)))
 
     if problems:
-        return {"problems": problems, "edges": [], "hosts": {}}
+        return {"problems": problems, "trust_domain": trust_domain, "edges": [], "services": {}, "hosts": {},
+                "slots": {"upstreams": 0, "proxies": 0}}
 
     edges = [{"caller": name, "callee": call["service"], "port": call["port"]}
              for name in services for call in calls_of[name]]
     callers_of = {name: [edge["caller"] for edge in edges if edge["callee"] == name] for name in services}
+    summary = {name: {"spiffe_id": spiffe_id(trust_domain, name),
+                      "server_name": "%s.%s" % (name, trust_domain),
+                      "group": service["group"],
+                      "hosts": hosts_of[name],
+                      "port": int(service["port"]),
+                      "calls": [call["service"] for call in calls_of[name]],
+                      "callers": callers_of[name]}
+               for name, service in services.items()}
     hosts = {}
     for name, service in services.items():
         for host in hosts_of[name]:
             entry = hosts.setdefault(host, {"upstreams": [], "proxies": []})
             entry["upstreams"].append({
                 "service": name,
+                "config_name": upstream_config_name(name),
                 "spiffe_id": spiffe_id(trust_domain, name),
-                "server_name": "%s.%s" % (name, trust_domain),
+                "server_name": summary[name]["server_name"],
+                "subject_alt_names": subject_alt_names(trust_domain, name),
                 "port": int(service["port"]),
                 "backend_url": service["backend_url"],
                 "allowed_callers": [spiffe_id(trust_domain, caller) for caller in callers_of[name]],
+                "allowed_subjects": [subject(trust_domain, caller) for caller in callers_of[name]],
             })
             for call in calls_of[name]:
-                callee = services[call["service"]]
+                callee = call["service"]
                 entry["proxies"].append({
                     "caller": name,
-                    "callee": call["service"],
+                    "callee": callee,
+                    "config_name": proxy_config_name(name, callee),
                     "spiffe_id": spiffe_id(trust_domain, name),
+                    "common_name": spiffe_id(trust_domain, name),
+                    "subject_alt_names": subject_alt_names(trust_domain, name),
                     "port": call["port"],
-                    "upstream_name": "%s.%s" % (call["service"], trust_domain),
-                    "upstream_servers": ["%s:%d" % (callee_host, int(callee["port"]))
-                                         for callee_host in hosts_of[call["service"]]],
+                    "upstream_group": services[callee]["group"],
+                    "upstream_name": summary[callee]["server_name"],
+                    "upstream_servers": ["%s:%d" % (callee_host, summary[callee]["port"])
+                                         for callee_host in hosts_of[callee]],
                 })
-    return {"problems": [], "edges": edges, "hosts": hosts}
+    # What a caller host can try beyond its declared edges: each caller service with a listener
+    # (and so a certificate) here, against every service it does not call (itself included).
+    for host, entry in hosts.items():
+        first_listener = {}
+        for proxy in entry["proxies"]:
+            first_listener.setdefault(proxy["caller"], proxy["config_name"])
+        entry["undeclared"] = [
+            {"caller": caller, "callee": other, "config_name": config_name,
+             "host": summary[other]["hosts"][0], "port": summary[other]["port"],
+             "server_name": summary[other]["server_name"]}
+            for caller, config_name in first_listener.items()
+            for other in services if other not in summary[caller]["calls"]]
+    # The most upstream tiers and listeners any one host has: a play loops over as many slots on
+    # every host (the same loop everywhere keeps Ansible's hosts in step, see playbooks/site.yml).
+    slots = {kind: max([len(entry[kind]) for entry in hosts.values()] or [0]) for kind in ("upstreams", "proxies")}
+    return {"problems": [], "trust_domain": trust_domain, "edges": edges, "services": summary, "hosts": hosts,
+            "slots": slots}
+
+
+def _cell(expected, observed):
+    shown = {expected} | set(observed)
+    if shown == {expected}:
+        return str(expected)
+    return "%s!%s" % (expected, "/".join(sorted(str(value) for value in shown - {expected})))
+
+
+def observations(tried, expect_identity=True):
+    """What each request of ``mtls.nginx.verify`` observed. ``tried``: per caller host,
+    ``{host, declared, undeclared}``, the results of its ``uri`` requests over the declared edges
+    (each item a listener of the plan) and of its ``tls_probe`` requests over the undeclared
+    pairs. A declared edge observes its HTTP status, or ``id`` when it answered 200 without the
+    caller's SPIFFE ID, or ``none`` without an answer; an undeclared pair its status, or ``tls``
+    when the handshake failed."""
+    seen = []
+    for entry in tried:
+        host = entry.get("host")
+        for result in entry.get("declared") or []:
+            item = result.get("item", {})
+            status = result.get("status", -1)
+            identity = ('"%s"' % item.get("spiffe_id")) in (result.get("content") or "")
+            observed, detail = status, ""
+            if not isinstance(status, int) or status <= 0:
+                observed, detail = "none", result.get("msg", "")
+            elif status == 200 and expect_identity and not identity:
+                observed, detail = "id", "the answer does not carry %s" % item.get("spiffe_id")
+            seen.append({"caller": item.get("caller"), "callee": item.get("callee"), "host": host,
+                         "expected": 200, "observed": observed, "detail": detail})
+        for result in entry.get("undeclared") or []:
+            item = result.get("item", {})
+            status = result.get("http_status")
+            seen.append({"caller": item.get("caller"), "callee": item.get("callee"), "host": host,
+                         "expected": 403, "observed": status if status is not None else "tls",
+                         "detail": "" if status is not None else (result.get("error") or "")})
+    return seen
+
+
+def matrix(plan_result, tried, expect_identity=True):
+    """The caller x callee matrix of what ``mtls.nginx.verify`` expected and observed
+    (``observations``). Returns ``{"lines": [...], "differences": [...]}``: the table, and one
+    message per request whose observation differs from what the declaration expects, naming
+    the edge and the host."""
+    services = list(plan_result.get("services", {}))
+    cells = {}
+    differences = []
+    for seen in observations(tried, expect_identity):
+        key = (seen["caller"], seen["callee"])
+        expected = seen["expected"]
+        cells.setdefault(key, (expected, []))
+        if str(seen["observed"]) != str(expected):
+            cells[key][1].append(seen["observed"])
+            differences.append("%s -> %s from %s: expected %s, observed %s%s" % (
+                seen["caller"], seen["callee"], seen["host"], expected, seen["observed"],
+                " (%s)" % seen["detail"] if seen.get("detail") else ""))
+    callers = [name for name in services if any(key[0] == name for key in cells)]
+    width = max([len(name) for name in services] + [len("caller \\ callee")])
+    rows = [[_cell(*cells[(caller, callee)]) if (caller, callee) in cells else "-" for callee in services]
+            for caller in callers]
+    column = max([len(name) for name in services] + [len(cell) for row in rows for cell in row] + [3])
+    lines = ["%-*s  %s" % (width, "caller \\ callee", "  ".join("%-*s" % (column, name) for name in services))]
+    for caller, row in zip(callers, rows):
+        lines.append("%-*s  %s" % (width, caller, "  ".join("%-*s" % (column, cell) for cell in row)))
+    lines.append("200: a declared edge answered with the caller's identity at the backend; 403: refused, "
+                 "as undeclared; expected!observed where they differ; -: no listener or certificate to try")
+    return {"lines": lines, "differences": differences}

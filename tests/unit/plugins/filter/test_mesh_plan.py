@@ -122,3 +122,62 @@ def test_every_problem_is_reported_at_once():
 def test_the_inventory_groups_must_be_given():
     with pytest.raises(AnsibleFilterError, match="inventory's groups"):
         mesh_plan(MESH, ["h1"])
+
+
+def test_an_identity_longer_than_a_common_name_may_be_is_refused():
+    long_name = "a" * 33
+    plan = with_change(lambda mesh: mesh.update(trust_domain="%s.example.internal" % long_name))
+    assert ("service orders: its identity spiffe://%s.example.internal/orders is 66 characters, and a "
+            "certificate's common name holds at most 64; shorten the service name or the trust domain"
+            % long_name) in plan["problems"]
+    assert plan["hosts"] == {} and plan["slots"] == {"upstreams": 0, "proxies": 0}
+
+
+def test_each_tier_gets_its_config_name_subject_and_names():
+    plan = mesh_plan(MESH, GROUPS)
+    h2 = plan["hosts"]["h2"]
+    billing = h2["upstreams"][1]
+    assert billing["config_name"] == "mtls-mesh-billing"
+    assert billing["subject_alt_names"] == ["DNS:billing.mesh.internal", "URI:spiffe://mesh.internal/billing"]
+    assert billing["allowed_subjects"] == ["CN=spiffe://mesh.internal/orders"]
+    listener = h2["proxies"][2]
+    assert listener["config_name"] == "mtls-mesh-billing-to-stock"
+    assert listener["common_name"] == "spiffe://mesh.internal/billing"
+    assert listener["upstream_group"] == "stock"
+    assert plan["slots"] == {"upstreams": 2, "proxies": 3}
+    assert plan["services"]["stock"]["callers"] == ["orders", "billing"]
+    assert plan["services"]["orders"]["hosts"] == ["h1", "h2"]
+
+
+def test_the_undeclared_pairs_are_those_a_caller_host_can_try():
+    plan = mesh_plan(MESH, GROUPS)
+    pairs = [(p["caller"], p["callee"], p["host"], p["port"]) for p in plan["hosts"]["h2"]["undeclared"]]
+    # orders calls billing and stock; billing calls stock: the rest, each service itself included.
+    assert pairs == [("orders", "orders", "h1", 8443), ("billing", "orders", "h1", 8443),
+                     ("billing", "billing", "h2", 8444)]
+    assert plan["hosts"]["h2"]["undeclared"][0]["config_name"] == "mtls-mesh-orders-to-billing"
+    # stock calls no one: it has no client certificate to try anything with.
+    assert plan["hosts"]["h3"]["undeclared"] == []
+
+
+def test_the_readme_s_worked_example_is_a_good_declaration():
+    """The three-service example that the README shows first passes the plan it describes."""
+    import os
+    import re
+
+    import yaml
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "README.md")).read()
+    blocks = {}
+    # The first of each: the README's later single-service example has an inventory.yml too.
+    for match in re.finditer(r"^# (inventory\.yml|group_vars/all\.yml)\n.*?(?=^```)", readme, re.M | re.S):
+        blocks.setdefault(match.group(1), yaml.safe_load(match.group(0)))
+    inventory, group_vars = blocks["inventory.yml"], blocks["group_vars/all.yml"]
+    groups = {name: list(group["hosts"]) for name, group in inventory.items()}
+    plan = mesh_plan(group_vars["mtls_mesh"], groups)
+    assert plan["problems"] == []
+    edges = [(e["caller"], e["callee"]) for e in plan["edges"]]
+    assert edges == [("web", "orders"), ("web", "billing"), ("orders", "billing")]
+    app = plan["hosts"]["app-1.internal"]
+    assert [u["service"] for u in app["upstreams"]] == ["orders", "billing"]
+    assert app["proxies"][0]["upstream_servers"] == ["app-1.internal:8444", "billing-1.internal:8444"]

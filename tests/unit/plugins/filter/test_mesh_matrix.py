@@ -1,0 +1,65 @@
+"""mesh_matrix: what mtls.nginx.verify tried, as the caller x callee matrix, every difference
+named by edge and host."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mtls.nginx.plugins.filter import mesh_matrix as mesh_matrix_module
+from ansible_collections.mtls.nginx.plugins.filter import mesh_plan as mesh_plan_module
+
+mesh_matrix = mesh_matrix_module.FilterModule().filters()["mesh_matrix"]
+mesh_plan = mesh_plan_module.FilterModule().filters()["mesh_plan"]
+
+PLAN = mesh_plan({
+    "trust_domain": "mesh.internal",
+    "services": [
+        {"name": "web", "group": "web", "backend_url": "http://127.0.0.1:8000", "port": 8443,
+         "calls": [{"service": "orders", "port": 9001}]},
+        {"name": "orders", "group": "orders", "backend_url": "http://127.0.0.1:8001", "port": 8443},
+    ],
+}, {"web": ["w1"], "orders": ["o1"]})
+
+
+def declared(status, content='{"X-Client-SPIFFE-ID": "spiffe://mesh.internal/web"}', **more):
+    item = PLAN["hosts"]["w1"]["proxies"][0]
+    return dict({"item": item, "status": status, "content": content}, **more)
+
+
+def undeclared(status, error=None):
+    return {"item": PLAN["hosts"]["w1"]["undeclared"][0], "http_status": status, "error": error}
+
+
+def test_what_the_declaration_expects_passes_and_is_shown():
+    result = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200)], "undeclared": [undeclared(403)]}])
+    assert result["differences"] == []
+    assert result["lines"][0].split() == ["caller", "\\", "callee", "web", "orders"]
+    assert result["lines"][1].split() == ["web", "403", "200"]
+
+
+def test_an_undeclared_pair_that_answers_is_named_with_the_host():
+    result = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200)], "undeclared": [undeclared(200)]}])
+    assert result["differences"] == ["web -> web from w1: expected 403, observed 200"]
+    assert result["lines"][1].split() == ["web", "403!200", "200"]
+
+
+def test_a_declared_edge_without_the_callers_identity_or_answer_differs():
+    missing = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200, content="{}")], "undeclared": []}])
+    assert missing["differences"] == [
+        "web -> orders from w1: expected 200, observed id (the answer does not carry spiffe://mesh.internal/web)"]
+    # The identity is not required where the backend does not echo it.
+    assert mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200, content="{}")]}], False)["differences"] == []
+    down = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(-1, msg="Connection refused")],
+                               "undeclared": [undeclared(None, "handshake failed")]}])
+    assert down["differences"] == [
+        "web -> orders from w1: expected 200, observed none (Connection refused)",
+        "web -> web from w1: expected 403, observed tls (handshake failed)"]
+
+
+def test_a_prefix_of_the_callers_identity_is_not_its_identity():
+    other = declared(200, content='{"X-Client-SPIFFE-ID": "spiffe://mesh.internal/web2"}')
+    assert mesh_matrix(PLAN, [{"host": "w1", "declared": [other]}])["differences"] != []
+
+
+def test_wrong_arguments_are_an_error():
+    with pytest.raises(AnsibleFilterError, match="expects the plan"):
+        mesh_matrix([], [])
