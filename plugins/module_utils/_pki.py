@@ -587,6 +587,27 @@ class HostKeyFile(KeyFile):
         return key
 
 
+class TokenPublicKey:
+    """In place of a key file, for install: the public half of a key that stays in a token
+    (mtls.nginx.pkcs11_key), which the certificate must belong to."""
+
+    path = "the token's key"
+
+    def __init__(self, public_key_pem):
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            self.key = serialization.load_pem_public_key(_to_bytes(public_key_pem))
+        except ValueError as exc:
+            raise PKIError("public_key_content: not a PEM public key: %s" % exc)
+
+    def open(self, check_mode):
+        return self
+
+    def public_key(self):
+        return self.key
+
+
 def _write_leaf(files, cert, rewrite, path, chain_path=None, chain_pem=None):
     files.write(path, certificate_pem(cert), rewrite)
     if chain_path:
@@ -732,7 +753,7 @@ _SPEC_OPTIONS = ("common_name", "subject_alt_names", "valid_days", "renew_before
 _FILES_OPTIONS = ("mode", "privatekey_mode", "owner", "group")
 _OTHER_OPTIONS = ("privatekey_path", "privatekey_passphrase", "privatekey_passphrase_file", "key_type",
                   "ca_path", "ca_privatekey_path", "ca_privatekey_passphrase",
-                  "path", "chain_path", "csr_path", "csr_content", "certificate_content")
+                  "path", "chain_path", "csr_path", "csr_content", "certificate_content", "public_key_content")
 
 
 def ensure_leaf(writer, purpose, operation="issue", **options):
@@ -749,6 +770,8 @@ def ensure_leaf(writer, purpose, operation="issue", **options):
     files = Files(writer, **dict((k, options[k]) for k in _FILES_OPTIONS if k in options))
     key_file = HostKeyFile(option("privatekey_path"), option("privatekey_passphrase"),
                            option("key_type", "ecdsa-p256"), option("privatekey_passphrase_file"))
+    if operation == "install" and option("public_key_content"):
+        key_file = TokenPublicKey(option("public_key_content"))
     if operation == "install":
         return install(purpose, key_file, files, option("certificate_content"), option("path"), option("chain_path"),
                        option("ca_path"))

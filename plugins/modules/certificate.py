@@ -101,6 +101,11 @@ options:
       - For V(install), the certificate to install (RV(certificate_pem) or RV(chain_pem) of the
         V(sign) task, or a file of your own), the leaf optionally followed by its intermediates.
     type: str
+  public_key_content:
+    description:
+      - For V(install), in place of O(privatekey_path), the public key (PEM) the certificate must
+        belong to, for a key that stays in a PKCS#11 token (RV(mtls.nginx.pkcs11_key#module:public_key_pem)).
+    type: str
   ca_path:
     description:
       - The signing CA's certificate (PEM), optionally followed by its own chain (its
@@ -314,6 +319,7 @@ def main():
             csr_path=dict(type="path"),
             csr_content=dict(type="str"),
             certificate_content=dict(type="str"),
+            public_key_content=dict(type="str"),
             ca_path=dict(type="path"),
             ca_privatekey_path=dict(type="path", no_log=False),
             ca_privatekey_passphrase=dict(type="str", no_log=True),
@@ -328,9 +334,10 @@ def main():
             ("operation", "request", ("privatekey_path", "common_name")),
             ("operation", "sign", ("ca_path", "ca_privatekey_path", "common_name")),
             ("operation", "sign", ("csr_content", "csr_path"), True),
-            ("operation", "install", ("path", "privatekey_path", "certificate_content")),
+            ("operation", "install", ("path", "certificate_content")),
+            ("operation", "install", ("privatekey_path", "public_key_content"), True),
         ],
-        mutually_exclusive=[("csr_content", "csr_path")],
+        mutually_exclusive=[("csr_content", "csr_path"), ("privatekey_path", "public_key_content")],
         supports_check_mode=True,
     )
     require_cryptography(module)

@@ -62,7 +62,15 @@ def test_certificate_operations_need_their_arguments(pki, capsys):
     assert failed and "csr_content" in result["msg"] and "csr_path" in result["msg"]
     result, failed = run(certificate, {"operation": "install", "purpose": "client", "path": str(pki / "c.pem")},
                          capsys)
-    assert failed and "privatekey_path" in result["msg"] and "certificate_content" in result["msg"]
+    assert failed and "certificate_content" in result["msg"]
+    # The certificate installs next to a key file, or against a token key's public half.
+    result, failed = run(certificate, {"operation": "install", "purpose": "client", "path": str(pki / "c.pem"),
+                                       "certificate_content": "x"}, capsys)
+    assert failed and "any of the following are missing: privatekey_path, public_key_content" in result["msg"]
+    result, failed = run(certificate, {"operation": "install", "purpose": "client", "path": str(pki / "c.pem"),
+                                       "certificate_content": "x", "privatekey_path": "k", "public_key_content": "p"},
+                         capsys)
+    assert failed and "mutually exclusive: privatekey_path|public_key_content" in result["msg"]
 
 
 def test_certificate_request_sign_install_round_trip(pki, capsys, tmp_path_factory):

@@ -1,0 +1,109 @@
+"""Keys that never exist as files: both tiers keep their private key in the host's SoftHSM2
+token and nginx uses it through OpenSSL's pkcs11 engine (Debian 12 upstream, Debian 13 proxy).
+
+What crosses both tiers carries the token-held identities; the certificates in service belong
+to the keys in the tokens; no private key file exists anywhere on either host and the token's
+keys cannot leave it; nginx's workers keep handshaking after a reload; a wrong PIN is refused
+before any change, naming the problem, and nginx keeps serving."""
+
+import re
+import shlex
+import urllib.parse
+
+import pytest
+
+from mtls_testing import PROXY_PKI, UPSTREAM_PKI, curl, run_playbook
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "4711-token"
+
+
+def spki_of_certificate(host, pem_file):
+    out = host.run_expect([0], "openssl x509 -in %s -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum" % pem_file)
+    return out.stdout.split()[0]
+
+
+def spki_in_token(host, label):
+    out = host.run_expect([0], "pkcs11-tool --module %s --token-label mtls --read-object --type pubkey --label %s "
+                          "| openssl pkey -pubin -inform DER -outform DER | sha256sum" % (MODULE, label))
+    return out.stdout.split()[0]
+
+
+def test_a_request_crosses_both_tiers_with_the_token_held_identity_verified_at_the_backend(proxy, upstream):
+    response = curl(proxy, "http://127.0.0.1:8080/token")
+    assert response.status == 200
+    seen = response.json()["headers"]
+    assert seen["X-Client-Verify"] == "SUCCESS"
+    assert seen["X-Client-DN"] == "CN=" + proxy.backend.get_hostname()
+    # The client certificate the backend was told about is the one whose key is in the proxy's token.
+    sent = urllib.parse.unquote(seen["X-Client-Cert"])
+    proxy.run_expect([0], "printf '%%s' %s > /tmp/seen-client.pem" % shlex.quote(sent))
+    assert spki_of_certificate(proxy, "/tmp/seen-client.pem") == spki_in_token(proxy, "mtls-proxy")
+
+
+def test_the_upstream_serves_the_certificate_of_its_token_key(proxy, upstream):
+    name = upstream.backend.get_hostname()
+    proxy.run_expect([0], "openssl s_client -connect %s:8443 -servername %s -CAfile %s/upstream-ca.pem "
+                     "-verify_return_error </dev/null 2>/dev/null | openssl x509 > /tmp/served.pem" % (name, name, PROXY_PKI))
+    assert spki_of_certificate(proxy, "/tmp/served.pem") == spki_in_token(upstream, "mtls-upstream")
+    assert spki_of_certificate(upstream, UPSTREAM_PKI + "/server.pem") == spki_in_token(upstream, "mtls-upstream")
+
+
+def test_the_token_keys_are_sensitive_and_never_extractable(proxy, upstream):
+    for host, label in ((proxy, "mtls-proxy"), (upstream, "mtls-upstream")):
+        out = host.run_expect([0], "pkcs11-tool --module %s --token-label mtls --login --pin %s --list-objects --type privkey"
+                              % (MODULE, PIN))
+        assert label in out.stdout
+        assert re.search(r"Access:\s+sensitive, always sensitive, never extractable, local", out.stdout), out.stdout
+
+
+@pytest.mark.parametrize("tier", ["proxy", "upstream"])
+def test_no_private_key_file_exists_anywhere_on_the_host(request, tier):
+    host = request.getfixturevalue(tier)
+    # Every file on the host that holds a PEM private key of any kind (the marker as a whole
+    # line: a library that names the marker in its code holds no key).
+    pem = host.run("grep -rlIsx --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "
+                   "-e '-----BEGIN [A-Z ]*PRIVATE KEY-----\r\\?' / || true")
+    assert pem.stdout.split() == []
+    # Key-like files by name (a DER key has no marker to grep for).
+    named = host.run("find / -xdev \\( -name '*.key' -o -name '*.der' -o -name '*.p12' -o -name '*.pfx' "
+                     "-o -name '*.p8' -o -name '*.pass' \\) -type f -print")
+    assert named.stdout.split() == []
+    # What the tiers keep: certificates, CA bundle, CRL, and the engine's configuration.
+    listing = host.run_expect([0], "find /etc/nginx/mtls -type f -printf '%P %m\\n'").stdout.split("\n")
+    files = dict(line.split() for line in listing if line)
+    assert files.pop("pkcs11-engine.cnf") == "600"
+    assert all(re.search(r"\.(pem|crl)$", name) for name in files), files
+
+
+def test_the_pin_is_only_in_the_engine_configuration(proxy, upstream):
+    for host in (proxy, upstream):
+        found = host.run("grep -rlsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=softhsm "
+                         "-e %s /etc /var /usr/local /root /tmp || true" % PIN).stdout.split()
+        assert found == ["/etc/nginx/mtls/pkcs11-engine.cnf"]
+        config = host.file("/etc/nginx/mtls/pkcs11-engine.cnf")
+        assert (config.mode, config.user, config.group) == (0o600, "root", "root")
+
+
+def test_workers_started_by_a_reload_still_load_the_key_from_the_token(proxy, upstream):
+    for host in (upstream, proxy):
+        host.run_expect([0], "/usr/local/sbin/mtls-nginx-reload nginx /run/nginx.pid")
+    # A new connection, so that both tiers' new workers do a full handshake with their token key.
+    for _attempt in range(4):
+        response = curl(proxy, "http://127.0.0.1:8080/after-reload", "-H", "Connection: close")
+        assert response.status == 200
+        assert response.json()["headers"]["X-Client-DN"] == "CN=" + proxy.backend.get_hostname()
+
+
+def test_a_wrong_pin_is_refused_before_any_change_naming_the_problem(proxy, upstream):
+    before = {h: h.run_expect([0], "cat /etc/nginx/mtls/pkcs11-engine.cnf /etc/nginx/conf.d/*.conf | sha256sum").stdout
+              for h in (proxy, upstream)}
+    rc, output, recap = run_playbook("mtls.nginx.site", "-e", "mtls_nginx_pkcs11_pin=0000-wrong")
+    assert rc != 0
+    assert "mtls-token-upstream" in recap and "mtls-token-proxy" in recap
+    assert all(counts["changed"] == 0 for counts in recap.values()), recap
+    assert "token 'mtls' (module /usr/lib/softhsm/libsofthsm2.so): wrong PIN (CKR_PIN_INCORRECT)" in output
+    assert "0000-wrong" not in output
+    for host in (proxy, upstream):
+        assert host.run_expect([0], "cat /etc/nginx/mtls/pkcs11-engine.cnf /etc/nginx/conf.d/*.conf | sha256sum").stdout == before[host]
+    assert curl(proxy, "http://127.0.0.1:8080/still-serving").status == 200

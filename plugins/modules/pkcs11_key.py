@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# Copyright: mtls.nginx contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: pkcs11_key
+short_description: A private key that lives in a PKCS#11 token (HSM), and a CSR signed by it
+version_added: 0.1.0
+description:
+  - Finds the token labelled O(token_label) through the PKCS#11 module library O(module_path),
+    logs in with O(pin), and looks for the key pair labelled O(key_label). With
+    O(state=present) a missing key pair is made inside the token (EC P-256; the private half
+    sensitive and never extractable) and, with O(common_name), a CSR is signed by the token
+    through OpenSSL's C(pkcs11) engine, the engine nginx loads the key with
+    (C(ssl_certificate_key engine:pkcs11:<uri>)). Only the public key and the CSR come out.
+  - With O(state=check) the module only looks, and reports the problems that would stop nginx
+    from using the key (a missing or foreign library, no token with that label (the labels
+    present are named), a wrong or locked PIN, a key that could leave the token). It needs
+    nothing installed but the library, so a play can run it before it changes anything.
+  - With O(user), every step runs as that user (nginx's worker user), since nginx's workers
+    are the ones that use the key during handshakes. The module must then run as root.
+  - The token is reached with C(ctypes); the CSR needs the C(openssl) command and the engine
+    (Debian's C(libengine-pkcs11-openssl)), and every state but V(check) the Python
+    C(cryptography) library.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - mtls.nginx.attributes.no_diff
+  - mtls.nginx.cryptography
+attributes:
+  check_mode:
+    details: Looks at the token and reports whether a key would be made or removed; makes no key and no CSR.
+options:
+  module_path:
+    description: Absolute path of the token's PKCS#11 module library (SoftHSM2 on Debian, C(/usr/lib/softhsm/libsofthsm2.so)).
+    type: path
+    required: true
+  token_label:
+    description: The label of the token (C(softhsm2-util --show-slots), C(pkcs11-tool --list-token-slots)).
+    type: str
+    required: true
+  pin:
+    description: The user PIN of the token. Never logged; kept out of the CSR command's arguments.
+    type: str
+    required: true
+  key_label:
+    description: The label (C(CKA_LABEL)) of the key pair; the key's URI is C(pkcs11:token=<token_label>;object=<key_label>;type=private).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes the key pair when it is missing; V(check) only looks; V(absent) removes
+        the key pair (both halves).
+    type: str
+    default: present
+    choices: [present, check, absent]
+  common_name:
+    description: With O(state=present), make a CSR with this subject common name, signed by the token's key.
+    type: str
+  engine_path:
+    description: OpenSSL's pkcs11 engine, for the CSR.
+    type: path
+    default: /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
+  user:
+    description: Run every step as this user, nginx's worker user (C(www-data) on Debian), so that what works here works for nginx.
+    type: str
+  groups:
+    description: With O(user), the extra groups it runs with, those nginx's worker user is given to reach the token.
+    type: list
+    elements: str
+    default: []
+  certificate_path:
+    description: The certificate now installed for the key, returned as RV(existing_certificate) for M(mtls.nginx.certificate)'s V(sign).
+    type: path
+notes:
+  - A wrong PIN counts against the token's retry limit, as any login does; the module logs in once per run.
+seealso:
+  - module: mtls.nginx.certificate
+  - name: RFC 7512, the PKCS#11 URI
+    description: The URI nginx and the engine use to name the key.
+    link: https://www.rfc-editor.org/rfc/rfc7512
+author:
+  - mtls.nginx contributors (@mtls-nginx)
+"""
+
+EXAMPLES = r"""
+- name: Make the upstream tier's key inside the token, and a CSR signed by it
+  mtls.nginx.pkcs11_key:
+    module_path: /usr/lib/softhsm/libsofthsm2.so
+    token_label: mtls
+    pin: "{{ vault_token_pin }}"
+    key_label: mtls-upstream
+    common_name: upstream.example.internal
+    user: www-data
+  become: true
+  register: token_key
+
+- name: Check the token before anything changes (wrong PIN, missing token or library)
+  mtls.nginx.pkcs11_key:
+    module_path: /usr/lib/softhsm/libsofthsm2.so
+    token_label: mtls
+    pin: "{{ vault_token_pin }}"
+    key_label: mtls-upstream
+    state: check
+    user: www-data
+  become: true
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the key pair is in the token after the task (in check mode, before it).
+  returned: always
+  type: bool
+uri:
+  description: The private key's PKCS#11 URI, for nginx's C(ssl_certificate_key engine:pkcs11:<uri>).
+  returned: always
+  type: str
+  sample: pkcs11:token=mtls;object=mtls-upstream;type=private
+public_key_pem:
+  description: The key's public half (PEM), empty when there is no key.
+  returned: always
+  type: str
+existing_certificate:
+  description: The first certificate in O(certificate_path), or empty when there is none.
+  returned: always
+  type: str
+csr:
+  description: The CSR (PEM) signed by the token's key, with O(state=present) and O(common_name); else empty.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mtls.nginx.plugins.module_utils._argspec import argument_spec
+from ansible_collections.mtls.nginx.plugins.module_utils._crypto import require_cryptography
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            module_path=dict(type="path", required=True),
+            token_label=dict(type="str", required=True, no_log=False),
+            pin=dict(type="str", required=True, no_log=True),
+            key_label=dict(type="str", required=True, no_log=False),
+            state=dict(type="str", default="present", choices=["present", "check", "absent"]),
+            common_name=dict(type="str"),
+            engine_path=dict(type="path", default="/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"),
+            user=dict(type="str"),
+            groups=dict(type="list", elements="str", default=[]),
+            certificate_path=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["state"] != "check":
+        require_cryptography(module)
+    from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import TokenError, ensure_key
+
+    try:
+        result = ensure_key(check_mode=module.check_mode, **module.params)
+    except TokenError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The PKCS#11 key source (_pkcs11, behind mtls.nginx.pkcs11_key) against a real SoftHSM2 token.
+
+Each test gets a token of its own, in a SoftHSM2 token directory under tmp_path: the problems
+an operator meets (no library, a library that is not PKCS#11, no such token, a wrong PIN) are
+named; a key is made inside the token once, sensitive and never extractable, and only its
+public half comes out; the CSR is signed by the token through OpenSSL's pkcs11 engine; the
+certificate the CA signs for that CSR installs against the token's public key, and not against
+another one. scripts/setup installs SoftHSM2 and the engine (MTLS_TEST_TOOLS=1)."""
+
+import os
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.mtls.nginx.plugins.module_utils import _pkcs11
+from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
+from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import TokenError, ensure_key
+
+from test_pki_flows import TwoHosts, run_leaf
+
+SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "1234-unit"
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(SOFTHSM) and os.path.exists(_pkcs11.DEFAULT_ENGINE)),
+    reason="SoftHSM2 and libengine-pkcs11-openssl are needed (scripts/setup with MTLS_TEST_TOOLS=1)")
+
+
+@pytest.fixture
+def token(tmp_path, monkeypatch):
+    """A token labelled 'unit' with user PIN PIN, in a token directory of this test alone."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "unit", "--pin", PIN,
+                    "--so-pin", "5678-unit"], check=True, capture_output=True)
+    return "unit"
+
+
+def key(token, label="tier", **kw):
+    return ensure_key(SOFTHSM, token, kw.pop("pin", PIN), label, **kw)
+
+
+def test_a_missing_library_is_named(token):
+    with pytest.raises(TokenError, match=r"PKCS#11 module /usr/lib/nope\.so: no such file"):
+        ensure_key("/usr/lib/nope.so", token, PIN, "tier", state="check")
+
+
+def test_a_library_that_is_not_pkcs11_is_named(token, tmp_path):
+    libz = next(p for p in ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1") if os.path.exists(p))
+    with pytest.raises(TokenError, match=r"not a PKCS#11 library \(no C_Initialize\)"):
+        ensure_key(libz, token, PIN, "tier", state="check")
+
+
+def test_a_missing_token_is_named_with_the_tokens_present(token):
+    with pytest.raises(TokenError, match=r"no token labelled 'other'; tokens present: 'unit'"):
+        key("other", state="check")
+
+
+def test_a_wrong_pin_is_named_and_nothing_is_made(token):
+    with pytest.raises(TokenError, match=r"token 'unit' .*: wrong PIN \(CKR_PIN_INCORRECT\)"):
+        key(token, pin="0000", common_name="svc")
+    assert key(token, state="check")["exists"] is False
+
+
+def test_a_pin_an_openssl_config_cannot_hold_is_refused_before_the_token_is_touched(token):
+    with pytest.raises(TokenError, match="pin contains a character"):
+        key(token, pin="12\n[evil]", state="check")
+
+
+def test_check_mode_reports_the_key_it_would_make_and_makes_none(token):
+    result = key(token, common_name="svc", check_mode=True)
+    assert (result["changed"], result["exists"], result["csr"]) == (True, False, "")
+    assert key(token, state="check")["exists"] is False
+
+
+def test_the_key_is_made_once_inside_the_token_and_never_leaves_it(token):
+    first = key(token)
+    assert (first["changed"], first["exists"]) == (True, True)
+    assert first["uri"] == "pkcs11:token=unit;object=tier;type=private"
+    again = key(token)
+    assert again["changed"] is False
+    assert again["public_key_pem"] == first["public_key_pem"]
+    session = _pkcs11.Token(SOFTHSM, token, PIN)
+    try:
+        found = session.key("tier")
+        assert (found["sensitive"], found["extractable"]) == (True, False)
+        assert session.flag(found["handles"][0], _pkcs11.CKA_NEVER_EXTRACTABLE)
+    finally:
+        session.close()
+
+
+def test_the_csr_is_signed_by_the_token_key(token):
+    result = key(token, common_name="spiffe://mesh.internal/web $x")
+    csr = x509.load_pem_x509_csr(result["csr"].encode())
+    assert csr.is_signature_valid
+    public = serialization.load_pem_public_key(result["public_key_pem"].encode())
+    assert csr.public_key().public_numbers() == public.public_numbers()
+    assert csr.subject.rfc4514_string() == "CN=spiffe://mesh.internal/web $x"
+
+
+def test_absent_removes_both_halves_and_a_second_time_changes_nothing(token):
+    key(token)
+    assert key(token, state="absent")["changed"] is True
+    assert key(token, state="absent")["changed"] is False
+    assert key(token, state="check")["exists"] is False
+
+
+def test_the_ca_signs_the_token_csr_and_install_checks_the_certificate_against_the_token_key(token, tmp_path):
+    hosts = TwoHosts(tmp_path)
+    made = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    assert made["existing_certificate"] == ""
+    _writer, signed = hosts.sign(made["csr"])
+    _writer, installed = run_leaf("install", certificate_content=signed["chain_pem"], path=hosts.cert_path,
+                                  public_key_content=made["public_key_pem"])
+    assert installed["reasons"] == ["certificate at %s differs" % hosts.cert_path]
+    # The next run finds the certificate, and the CA keeps it.
+    again = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    assert again["existing_certificate"] == signed["certificate_pem"]
+    _writer, kept = hosts.sign(again["csr"], certificate_content=again["existing_certificate"])
+    assert kept["signed"] is False
+    # A certificate for another key is refused.
+    other = key(token, label="other")
+    with pytest.raises(PKIError, match="does not belong to the private key in the token's key"):
+        run_leaf("install", certificate_content=signed["chain_pem"], path=hosts.cert_path,
+                 public_key_content=other["public_key_pem"])
