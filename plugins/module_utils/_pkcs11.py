@@ -430,7 +430,9 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
         raise TokenError("PKCS#11 token %r: the private key %r can leave the token (%s); make a new one "
                          "under another label or remove it" % (token_label, key_label,
                                                                "extractable" if found["extractable"] else "not sensitive"))
-    if state == "present" and found["exists"] and common_name:
+    # In check mode the engine may not be installed yet (the run would install it): no CSR then.
+    engine_missing = check_mode and not os.path.exists(engine_path)
+    if state == "present" and found["exists"] and common_name and not engine_missing:
         result["csr"] = make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as)
     result["existing_certificate"] = _existing_certificate(certificate_path)
     return result

@@ -107,3 +107,10 @@ def test_a_wrong_pin_is_refused_before_any_change_naming_the_problem(proxy, upst
     for host in (proxy, upstream):
         assert host.run_expect([0], "cat /etc/nginx/mtls/pkcs11-engine.cnf /etc/nginx/conf.d/*.conf | sha256sum").stdout == before[host]
     assert curl(proxy, "http://127.0.0.1:8080/still-serving").status == 200
+
+
+def test_check_mode_on_the_deployed_hosts_changes_nothing_and_reports_no_change(proxy, upstream):
+    rc, output, recap = run_playbook("mtls.nginx.site", "--check")
+    assert rc == 0, output[-3000:]
+    assert set(recap) == {"mtls-token-upstream", "mtls-token-proxy"}
+    assert all(counts["changed"] == 0 for counts in recap.values()), recap

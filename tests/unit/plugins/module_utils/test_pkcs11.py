@@ -78,6 +78,14 @@ def test_check_mode_reports_the_key_it_would_make_and_makes_none(token):
     assert key(token, state="check")["exists"] is False
 
 
+def test_check_mode_before_the_engine_is_installed_makes_no_csr(token, tmp_path):
+    key(token)
+    result = key(token, common_name="svc", engine_path=str(tmp_path / "no-engine.so"), check_mode=True)
+    assert (result["changed"], result["exists"], result["csr"]) == (False, True, "")
+    with pytest.raises(TokenError, match="pkcs11 engine .*no-engine.so is missing"):
+        key(token, common_name="svc", engine_path=str(tmp_path / "no-engine.so"))
+
+
 def test_the_key_is_made_once_inside_the_token_and_never_leaves_it(token):
     first = key(token)
     assert (first["changed"], first["exists"]) == (True, True)
