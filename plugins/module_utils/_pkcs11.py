@@ -226,6 +226,7 @@ class Token:
                              "remove the extra objects or choose another label"
                              % (self.token_label, label, len(private), len(public)))
         return {"ec_point": self.attribute(public[0], CKA_EC_POINT), "handles": (private[0], public[0]),
+                "id": self.attribute(private[0], CKA_ID).hex(),
                 "sensitive": self.flag(private[0], CKA_SENSITIVE),
                 "extractable": self.flag(private[0], CKA_EXTRACTABLE)}
 
@@ -242,6 +243,15 @@ class Token:
                    CK_ULONG(len(public)), private.array, CK_ULONG(len(private)),
                    ctypes.byref(h_public), ctypes.byref(h_private))
 
+    def relabel(self, label, new_label):
+        """Give both halves of the key pair ``label`` the label ``new_label`` (its CKA_ID, and so
+        the URI nginx uses, stays)."""
+        handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
+        for handle in handles:
+            template = _Template([(CKA_LABEL, new_label)])
+            self._call("C_SetAttributeValue", self.session, CK_ULONG(handle), template.array, CK_ULONG(1))
+        return bool(handles)
+
     def destroy(self, label):
         handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
         for handle in handles:
@@ -249,11 +259,16 @@ class Token:
         return bool(handles)
 
 
-def key_uri(token_label, key_label):
-    """The RFC 7512 URI of the private key, as the pkcs11 engine and nginx take it."""
+def key_uri(token_label, key_label=None, key_id=None):
+    """The RFC 7512 URI of the private key, as the pkcs11 engine and nginx take it: by its
+    CKA_ID (hex) when given, which stays when a rotation relabels the key, else by label."""
     from urllib.parse import quote
 
-    return "pkcs11:token=%s;object=%s;type=private" % (quote(token_label, safe=""), quote(key_label, safe=""))
+    if key_id:
+        name = "id=" + "".join("%%%s" % key_id[i:i + 2] for i in range(0, len(key_id), 2))
+    else:
+        name = "object=" + quote(key_label, safe="")
+    return "pkcs11:token=%s;%s;type=private" % (quote(token_label, safe=""), name)
 
 
 def engine_config(module_path, pin, engine_path=DEFAULT_ENGINE):
@@ -381,14 +396,31 @@ def _inspect(module_path, token_label, pin, key_label, create, want_public=True)
             return {"exists": False, "created": False}
         if not want_public:
             return {"exists": True, "created": created, "sensitive": key["sensitive"],
-                    "extractable": key["extractable"]}
+                    "extractable": key["extractable"], "key_id": key["id"]}
         from cryptography.hazmat.primitives import serialization
 
         public_key = ec_point_to_public_key(key["ec_point"])
         pem = public_key.public_bytes(serialization.Encoding.PEM,
                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-        return {"exists": True, "created": created, "public_key_pem": pem,
+        return {"exists": True, "created": created, "public_key_pem": pem, "key_id": key["id"],
                 "sensitive": key["sensitive"], "extractable": key["extractable"]}
+    finally:
+        token.close()
+
+
+def _promote(module_path, token_label, pin, key_label, promote_to, check_mode):
+    """The staged key pair ``key_label`` takes the label ``promote_to``, whose old key pair is
+    removed. Nothing to do when ``key_label`` is gone (promoted already)."""
+    token = Token(module_path, token_label, pin)
+    try:
+        staged = token.key(key_label)
+        if staged is None:
+            live = token.key(promote_to)
+            return {"changed": False, "key_id": live["id"] if live else ""}
+        if not check_mode:
+            token.destroy(promote_to)
+            token.relabel(key_label, promote_to)
+        return {"changed": True, "key_id": staged["id"]}
     finally:
         token.close()
 
@@ -402,17 +434,25 @@ def _destroy(module_path, token_label, pin, key_label):
 
 
 def ensure_key(module_path, token_label, pin, key_label, state="present", common_name=None,
-               engine_path=DEFAULT_ENGINE, user=None, groups=(), certificate_path=None, check_mode=False):
+               engine_path=DEFAULT_ENGINE, user=None, groups=(), certificate_path=None, promote_to=None,
+               check_mode=False):
     """The key ``key_label`` in the token, as ``state`` asks, checked or made as ``user``.
 
     state present: made when missing (not in check mode), and with ``common_name`` a CSR signed
-    by it; state check: only looked at, never made; state absent: removed. Returns what the
-    module reports: changed, exists, public_key_pem, csr, uri, and the certificate now at
+    by it; state check: only looked at, never made; state absent: removed; state promoted: the
+    key takes the label ``promote_to`` (a rotation's last step). Returns what the module
+    reports: changed, exists, key_id, public_key_pem, csr, uri, and the certificate now at
     ``certificate_path`` (existing_certificate), which the CA keeps when it still fits."""
     engine_config(module_path, pin, engine_path)
     if not key_label or any(ord(ch) < 0x20 for ch in key_label):
         raise TokenError("key label %r: give a non-empty label without control characters" % key_label)
     run_as = run_as_user(user, groups) if user else None
+    if state == "promoted":
+        if not promote_to or promote_to == key_label:
+            raise TokenError("state promoted needs promote_to, the label the key %r takes" % key_label)
+        done = in_child(run_as, _promote, module_path, token_label, pin, key_label, promote_to, check_mode)
+        return {"changed": done["changed"], "exists": bool(done["key_id"]), "key_id": done["key_id"],
+                "uri": key_uri(token_label, promote_to, done["key_id"])}
     uri = key_uri(token_label, key_label)
     if state == "absent":
         if check_mode:
@@ -424,8 +464,9 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
     # A check needs no cryptography library: it may run before the host has one.
     found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check")
     result = {"changed": found["created"] or (state == "present" and not found["exists"]),
-              "exists": found["exists"], "uri": uri, "public_key_pem": found.get("public_key_pem", ""),
-              "csr": ""}
+              "exists": found["exists"], "key_id": found.get("key_id", ""),
+              "uri": key_uri(token_label, key_label, found.get("key_id")),
+              "public_key_pem": found.get("public_key_pem", ""), "csr": ""}
     if found["exists"] and (found["extractable"] or not found["sensitive"]):
         raise TokenError("PKCS#11 token %r: the private key %r can leave the token (%s); make a new one "
                          "under another label or remove it" % (token_label, key_label,

@@ -51,9 +51,16 @@ options:
     description:
       - V(present) makes the key pair when it is missing; V(check) only looks; V(absent) removes
         the key pair (both halves).
+      - V(promoted) is a key rotation's last step, once the new key serves; the key pair
+        O(key_label) takes the label O(promote_to), and the old key pair of that label is removed.
+        The key's C(CKA_ID), by which nginx names it (RV(uri)), stays. Nothing changes when
+        O(key_label) is gone already.
     type: str
     default: present
-    choices: [present, check, absent]
+    choices: [present, check, absent, promoted]
+  promote_to:
+    description: With O(state=promoted), the label the key pair takes.
+    type: str
   common_name:
     description: With O(state=present), make a CSR with this subject common name, signed by the token's key.
     type: str
@@ -111,11 +118,18 @@ exists:
   description: Whether the key pair is in the token after the task (in check mode, before it).
   returned: always
   type: bool
-uri:
-  description: The private key's PKCS#11 URI, for nginx's C(ssl_certificate_key engine:pkcs11:<uri>).
+key_id:
+  description: The key's C(CKA_ID), in hex; empty when there is no key.
   returned: always
   type: str
-  sample: pkcs11:token=mtls;object=mtls-upstream;type=private
+  sample: 3f0a9c1d2b4e5f60
+uri:
+  description:
+    - The private key's PKCS#11 URI, for nginx's C(ssl_certificate_key engine:pkcs11:<uri>); by
+      C(CKA_ID) when the key has one, so that it stays the same when a rotation relabels the key.
+  returned: always
+  type: str
+  sample: pkcs11:token=mtls;id=%3f%0a%9c%1d%2b%4e%5f%60;type=private
 public_key_pem:
   description: The key's public half (PEM), empty when there is no key.
   returned: always
@@ -143,13 +157,15 @@ def main():
             token_label=dict(type="str", required=True, no_log=False),
             pin=dict(type="str", required=True, no_log=True),
             key_label=dict(type="str", required=True, no_log=False),
-            state=dict(type="str", default="present", choices=["present", "check", "absent"]),
+            state=dict(type="str", default="present", choices=["present", "check", "absent", "promoted"]),
+            promote_to=dict(type="str"),
             common_name=dict(type="str"),
             engine_path=dict(type="path", default="/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"),
             user=dict(type="str"),
             groups=dict(type="list", elements="str", default=[]),
             certificate_path=dict(type="path"),
         ),
+        required_if=[("state", "promoted", ("promote_to",))],
         supports_check_mode=True,
     )
     if module.params["state"] != "check":

@@ -4,10 +4,14 @@ token and nginx uses it through OpenSSL's pkcs11 engine (Debian 12 upstream, Deb
 What crosses both tiers carries the token-held identities; the certificates in service belong
 to the keys in the tokens; no private key file exists anywhere on either host and the token's
 keys cannot leave it; nginx's workers keep handshaking after a reload; a wrong PIN is refused
-before any change, naming the problem, and nginx keeps serving."""
+before any change, naming the problem, and nginx keeps serving; mtls.nginx.rotate replaces
+both token keys and certificates while a load generator sends requests through both tiers, and
+none fails; a failed gate puts the old token key back."""
 
+import json
 import re
 import shlex
+import time
 import urllib.parse
 
 import pytest
@@ -21,6 +25,17 @@ PIN = "4711-token"
 def spki_of_certificate(host, pem_file):
     out = host.run_expect([0], "openssl x509 -in %s -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum" % pem_file)
     return out.stdout.split()[0]
+
+
+def token_keys(host):
+    """label -> CKA_ID (hex) of every private key in the host's token."""
+    out = host.run_expect([0], "pkcs11-tool --module %s --token-label mtls --login --pin %s --list-objects --type privkey"
+                          % (MODULE, PIN)).stdout
+    return dict(re.findall(r"label:\s+(\S+)\s+ID:\s+([0-9a-f]+)", out))
+
+
+def serial(host, pem_file):
+    return host.run_expect([0], "openssl x509 -in %s -noout -serial" % pem_file).stdout.strip()
 
 
 def spki_in_token(host, label):
@@ -114,3 +129,56 @@ def test_check_mode_on_the_deployed_hosts_changes_nothing_and_reports_no_change(
     assert rc == 0, output[-3000:]
     assert set(recap) == {"mtls-token-upstream", "mtls-token-proxy"}
     assert all(counts["changed"] == 0 for counts in recap.values()), recap
+
+
+LOADGEN = "/run/mtls-loadgen"
+
+
+def test_rotation_replaces_both_token_keys_and_certificates_with_no_failed_request(proxy, upstream):
+    tiers = ((upstream, "mtls-upstream", UPSTREAM_PKI + "/server.pem"), (proxy, "mtls-proxy", PROXY_PKI + "/client.pem"))
+    before = {label: (token_keys(host)[label], serial(host, pem)) for host, label, pem in tiers}
+    proxy.run("systemctl stop mtls-loadgen; systemctl reset-failed mtls-loadgen; rm -rf %s" % LOADGEN)
+    proxy.run_expect([0], "install -d -m 0755 %s && echo rotate > %s/phase" % (LOADGEN, LOADGEN))
+    proxy.run_expect([0], "systemd-run --unit=mtls-loadgen --collect /usr/bin/python3 /usr/local/bin/mtls-loadgen "
+                          "--url http://127.0.0.1:8080 --rate 60 --connections 4 --duration-max 600 "
+                          "--phase-file {0}/phase --stop-file {0}/stop --out {0}/result.json".format(LOADGEN))
+    time.sleep(4)
+    rc, out, _recap = run_playbook("mtls.nginx.rotate")
+    time.sleep(4)
+    proxy.run_expect([0], "touch %s/stop" % LOADGEN)
+    for _waited in range(60):
+        result = json.loads(proxy.file(LOADGEN + "/result.json").content_string)
+        if not result["running"]:
+            break
+        time.sleep(1)
+    assert rc == 0, out[-4000:]
+    assert result["totals"]["sent"] > 0 and result["totals"]["post"] > 0
+    assert result["totals"]["failed"] == 0, json.dumps(result["failures"][:10], indent=1)
+    for host, label, pem in tiers:
+        # One key under the tier's label, a new one, and nothing staged left in the token or beside the files.
+        keys = token_keys(host)
+        assert set(keys) == {label}, keys
+        assert keys[label] != before[label][0]
+        assert serial(host, pem) != before[label][1]
+        assert spki_of_certificate(host, pem) == spki_in_token(host, label)
+        leftovers = host.run("ls /etc/nginx/mtls/%s | grep -E '\\.(next|previous)$' || true" % label).stdout
+        assert leftovers.strip() == ""
+    # What crosses both tiers now carries the proxy's new certificate.
+    seen = curl(proxy, "http://127.0.0.1:8080/rotated").json()["headers"]
+    assert seen["X-Client-Serial"] == serial(proxy, PROXY_PKI + "/client.pem").split("=")[1]
+    # And mtls.nginx.site finds nothing to change.
+    rc, out, recap = run_playbook("mtls.nginx.site")
+    assert rc == 0 and all(counts["changed"] == 0 for counts in recap.values()), out[-3000:]
+
+
+def test_a_failed_gate_puts_the_old_token_key_and_certificate_back(proxy):
+    keys, before = token_keys(proxy), serial(proxy, PROXY_PKI + "/client.pem")
+    rc, out, _recap = run_playbook("mtls.nginx.rotate", "--limit", "mtls-token-proxy",
+                                   "-e", '{"mtls_proxy_rotate_probe_status": [599]}')
+    assert rc != 0
+    assert 'rotation of proxy host mtls-token-proxy failed at "Gate, a request through this proxy gets its answer"' in out
+    assert token_keys(proxy) == keys
+    assert serial(proxy, PROXY_PKI + "/client.pem") == before
+    assert proxy.run("ls %s | grep -E '\\.(next|previous)$' || true" % PROXY_PKI).stdout.strip() == ""
+    seen = curl(proxy, "http://127.0.0.1:8080/restored").json()["headers"]
+    assert seen["X-Client-Serial"] == before.split("=")[1]

@@ -4,6 +4,7 @@ role's own default: hostvars hold the inventory's values, never a role's default
 the defaults/main.yml that defines the variable, so a changed default cannot leave a stale copy
 behind (the proxy's cross-tier checks, the upstream's rotation gate)."""
 
+import ast
 import glob
 import os
 import re
@@ -67,7 +68,14 @@ def _normalise(expression):
     if expression in ("omit, true", "''", '""'):
         return ""
     literal = re.fullmatch(r"'([^']*)'", expression)
-    return literal.group(1) if literal else "{{ %s }}" % expression
+    if literal:
+        return literal.group(1)
+    try:
+        # A list or number literal reads as the YAML default of the same value.
+        value = ast.literal_eval(expression)
+    except (ValueError, SyntaxError):
+        return "{{ %s }}" % expression
+    return " ".join(str(value).split())
 
 
 def _expected(variable):

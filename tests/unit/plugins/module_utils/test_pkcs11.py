@@ -8,6 +8,7 @@ certificate the CA signs for that CSR installs against the token's public key, a
 another one. scripts/setup installs SoftHSM2 and the engine (MTLS_TEST_TOOLS=1)."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -89,7 +90,10 @@ def test_check_mode_before_the_engine_is_installed_makes_no_csr(token, tmp_path)
 def test_the_key_is_made_once_inside_the_token_and_never_leaves_it(token):
     first = key(token)
     assert (first["changed"], first["exists"]) == (True, True)
-    assert first["uri"] == "pkcs11:token=unit;object=tier;type=private"
+    # nginx names the key by its CKA_ID, which a rotation's relabelling keeps.
+    assert re.fullmatch(r"[0-9a-f]{16}", first["key_id"])
+    assert first["uri"] == "pkcs11:token=unit;id=%s;type=private" % "".join(
+        "%" + first["key_id"][i:i + 2] for i in range(0, 16, 2))
     again = key(token)
     assert again["changed"] is False
     assert again["public_key_pem"] == first["public_key_pem"]
@@ -109,6 +113,28 @@ def test_the_csr_is_signed_by_the_token_key(token):
     public = serialization.load_pem_public_key(result["public_key_pem"].encode())
     assert csr.public_key().public_numbers() == public.public_numbers()
     assert csr.subject.rfc4514_string() == "CN=spiffe://mesh.internal/web $x"
+
+
+def test_promoted_gives_the_staged_key_the_live_label_and_removes_the_old_key(token):
+    live = key(token)
+    staged = key(token, label="tier.next")
+    assert staged["key_id"] != live["key_id"]
+    promoted = key(token, label="tier.next", state="promoted", promote_to="tier")
+    assert (promoted["changed"], promoted["key_id"]) == (True, staged["key_id"])
+    assert promoted["uri"] == staged["uri"]
+    now = key(token, state="check")
+    assert (now["exists"], now["key_id"]) == (True, staged["key_id"])
+    assert key(token, label="tier.next", state="check")["exists"] is False
+    # Done already: nothing changes.
+    again = key(token, label="tier.next", state="promoted", promote_to="tier")
+    assert (again["changed"], again["key_id"]) == (False, staged["key_id"])
+
+
+def test_promoted_in_check_mode_changes_nothing(token):
+    live = key(token)
+    key(token, label="tier.next")
+    assert key(token, label="tier.next", state="promoted", promote_to="tier", check_mode=True)["changed"] is True
+    assert key(token, state="check")["key_id"] == live["key_id"]
 
 
 def test_absent_removes_both_halves_and_a_second_time_changes_nothing(token):
