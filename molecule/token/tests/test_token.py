@@ -9,6 +9,7 @@ both token keys and certificates while a load generator sends requests through b
 none fails; a failed gate puts the old token key back."""
 
 import json
+import os
 import re
 import shlex
 import time
@@ -182,3 +183,10 @@ def test_a_failed_gate_puts_the_old_token_key_and_certificate_back(proxy):
     assert proxy.run("ls %s | grep -E '\\.(next|previous)$' || true" % PROXY_PKI).stdout.strip() == ""
     seen = curl(proxy, "http://127.0.0.1:8080/restored").json()["headers"]
     assert seen["X-Client-Serial"] == before.split("=")[1]
+
+
+def test_each_host_runs_the_debian_release_its_inventory_names(proxy, upstream):
+    # Debian 12 upstream and Debian 13 proxy, unless MTLS_TOKEN_CODENAME puts both on one release.
+    chosen = os.environ.get("MTLS_TOKEN_CODENAME")
+    assert upstream.system_info.codename == (chosen or "bookworm")
+    assert proxy.system_info.codename == (chosen or "trixie")
