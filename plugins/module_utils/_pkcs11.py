@@ -294,38 +294,69 @@ def _private_file(directory, name, text, run_as):
     return path
 
 
-def make_csr(module_path, pin, token_label, key_label, common_name, engine_path=DEFAULT_ENGINE, run_as=None):
-    """A CSR (PEM) for the token's key, signed by the token through OpenSSL's pkcs11 engine."""
-    if not os.path.exists(engine_path):
-        raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
-    workdir = tempfile.mkdtemp(prefix="mtls-nginx-csr-")
+def _openssl(argv, module_path, pin, engine_path, run_as, files=()):
+    """Run ``openssl`` with the pkcs11 engine set up as nginx gets it (OPENSSL_CONF, with the
+    library and the PIN, in a private temporary directory), as ``run_as``; ``files`` are more
+    (name, text) files for it there. Returns the finished process."""
+    workdir = tempfile.mkdtemp(prefix="mtls-nginx-pkcs11-")
     try:
         if run_as is not None:
             os.chown(workdir, run_as[0], run_as[1])
-        escaped = common_name.replace("\\", "\\\\").replace("$", "\\$")
-        # The engine's config (with the PIN) is OpenSSL's own; the request's is a second file,
-        # since a -config that loads the engine again fails to initialise it twice.
         conf = _private_file(workdir, "openssl.cnf", engine_config(module_path, pin, engine_path), run_as)
-        req = _private_file(workdir, "req.cnf", "[req]\nprompt = no\ndistinguished_name = mtls_nginx_dn\n\n"
-                            "[mtls_nginx_dn]\nCN = %s\n" % escaped, run_as)
-        argv = ["openssl", "req", "-new", "-config", req, "-engine", "pkcs11", "-keyform", "engine",
-                "-key", key_uri(token_label, key_label)]
+        for name, text in files:
+            _private_file(workdir, name, text, run_as)
         env = dict(os.environ, OPENSSL_CONF=conf)
         kwargs = {}
         if run_as is not None:
             kwargs = {"user": run_as[0], "group": run_as[1], "extra_groups": list(run_as[2])}
-        proc = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, check=False, **kwargs)
+        return subprocess.run(["openssl"] + argv, env=env, cwd=workdir, capture_output=True, check=False, **kwargs)
     except OSError as exc:
-        raise TokenError("cannot run openssl to make the CSR with the token's key: %s" % exc)
+        raise TokenError("cannot run openssl with the pkcs11 engine: %s" % exc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stderr(proc, pin):
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    return err.replace(pin, "********") if pin else err
+
+
+def check_engine(module_path, pin, engine_path=DEFAULT_ENGINE, run_as=None):
+    """OpenSSL loads the pkcs11 engine with the token's library and PIN, as nginx's master will."""
+    if not os.path.exists(engine_path):
+        raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
+    proc = _openssl(["engine", "-t", "pkcs11"], module_path, pin, engine_path, run_as)
+    if proc.returncode != 0 or "[ available ]" not in proc.stdout.decode("utf-8", "replace"):
+        raise TokenError("OpenSSL cannot load the pkcs11 engine %s with the module %s: %s"
+                         % (engine_path, module_path, _stderr(proc, pin) or "no output"))
+
+
+def check_nginx(nginx_path):
+    """nginx is built with OpenSSL (not BoringSSL or LibreSSL, which have no engines)."""
+    if not nginx_path or not os.path.exists(nginx_path):
+        return
+    proc = subprocess.run([nginx_path, "-V"], capture_output=True, check=False)
+    built = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.startswith("built with")]
+    if not built or not built[0].startswith("built with OpenSSL"):
+        raise TokenError("%s is %s, not with OpenSSL: it cannot load keys through the pkcs11 engine"
+                         % (nginx_path, built[0] if built else "built with no TLS library it names"))
+
+
+def make_csr(module_path, pin, token_label, key_label, common_name, engine_path=DEFAULT_ENGINE, run_as=None):
+    """A CSR (PEM) for the token's key, signed by the token through OpenSSL's pkcs11 engine."""
+    if not os.path.exists(engine_path):
+        raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
+    escaped = common_name.replace("\\", "\\\\").replace("$", "\\$")
+    # The engine's config (with the PIN) is OpenSSL's own; the request's is a second file,
+    # since a -config that loads the engine again fails to initialise it twice.
+    request = "[req]\nprompt = no\ndistinguished_name = mtls_nginx_dn\n\n[mtls_nginx_dn]\nCN = %s\n" % escaped
+    proc = _openssl(["req", "-new", "-config", "req.cnf", "-engine", "pkcs11", "-keyform", "engine",
+                     "-key", key_uri(token_label, key_label)], module_path, pin, engine_path, run_as,
+                    [("req.cnf", request)])
     out = proc.stdout.decode("ascii", "replace")
     if proc.returncode != 0 or "BEGIN CERTIFICATE REQUEST" not in out:
-        err = proc.stderr.decode("utf-8", "replace").strip()
-        if pin:
-            err = err.replace(pin, "********")
         raise TokenError("OpenSSL could not sign a CSR with %s through the pkcs11 engine %s: %s"
-                         % (key_uri(token_label, key_label), engine_path, err or "no output"))
+                         % (key_uri(token_label, key_label), engine_path, _stderr(proc, pin) or "no output"))
     return out
 
 
@@ -435,11 +466,13 @@ def _destroy(module_path, token_label, pin, key_label):
 
 def ensure_key(module_path, token_label, pin, key_label, state="present", common_name=None,
                engine_path=DEFAULT_ENGINE, user=None, groups=(), certificate_path=None, promote_to=None,
-               check_mode=False):
+               engine_required=False, nginx_path=None, check_mode=False):
     """The key ``key_label`` in the token, as ``state`` asks, checked or made as ``user``.
 
     state present: made when missing (not in check mode), and with ``common_name`` a CSR signed
-    by it; state check: only looked at, never made; state absent: removed; state promoted: the
+    by it; state check: only looked at, never made, and OpenSSL must load the engine with the
+    library and PIN (when the engine is installed, or ``engine_required``) and nginx at
+    ``nginx_path`` (when it is installed) be built with OpenSSL; state absent: removed; state promoted: the
     key takes the label ``promote_to`` (a rotation's last step). Returns what the module
     reports: changed, exists, key_id, public_key_pem, csr, uri, and the certificate now at
     ``certificate_path`` (existing_certificate), which the CA keeps when it still fits."""
@@ -467,6 +500,10 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
               "exists": found["exists"], "key_id": found.get("key_id", ""),
               "uri": key_uri(token_label, key_label, found.get("key_id")),
               "public_key_pem": found.get("public_key_pem", ""), "csr": ""}
+    if state == "check":
+        if engine_required or os.path.exists(engine_path):
+            check_engine(module_path, pin, engine_path, run_as)
+        check_nginx(nginx_path)
     if found["exists"] and (found["extractable"] or not found["sensitive"]):
         raise TokenError("PKCS#11 token %r: the private key %r can leave the token (%s); make a new one "
                          "under another label or remove it" % (token_label, key_label,

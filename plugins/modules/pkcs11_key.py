@@ -16,8 +16,9 @@ description:
     (C(ssl_certificate_key engine:pkcs11:<uri>)). Only the public key and the CSR come out.
   - With O(state=check) the module only looks, and reports the problems that would stop nginx
     from using the key (a missing or foreign library, no token with that label (the labels
-    present are named), a wrong or locked PIN, a key that could leave the token). It needs
-    nothing installed but the library, so a play can run it before it changes anything.
+    present are named), a wrong or locked PIN, a key that could leave the token, an OpenSSL
+    that cannot load the engine with that library and PIN, an nginx not built with OpenSSL). It
+    needs nothing installed but the library, so a play can run it before it changes anything.
   - With O(user), every step runs as that user (nginx's worker user), since nginx's workers
     are the ones that use the key during handshakes. The module must then run as root.
   - The token is reached with C(ctypes); the CSR needs the C(openssl) command and the engine
@@ -76,6 +77,17 @@ options:
     type: list
     elements: str
     default: []
+  engine_required:
+    description:
+      - With O(state=check), fail when O(engine_path) is missing. Without it, a missing engine
+        is not checked (a play that installs it checks again afterwards).
+    type: bool
+    default: false
+  nginx_path:
+    description:
+      - With O(state=check), the nginx binary, which must be built with OpenSSL (BoringSSL and
+        LibreSSL have no engines); not checked when omitted or not installed yet.
+    type: path
   certificate_path:
     description: The certificate now installed for the key, returned as RV(existing_certificate) for M(mtls.nginx.certificate)'s V(sign).
     type: path
@@ -164,6 +176,8 @@ def main():
             user=dict(type="str"),
             groups=dict(type="list", elements="str", default=[]),
             certificate_path=dict(type="path"),
+            engine_required=dict(type="bool", default=False),
+            nginx_path=dict(type="path"),
         ),
         required_if=[("state", "promoted", ("promote_to",))],
         supports_check_mode=True,

@@ -162,3 +162,21 @@ def test_the_ca_signs_the_token_csr_and_install_checks_the_certificate_against_t
     with pytest.raises(PKIError, match="does not belong to the private key in the token's key"):
         run_leaf("install", certificate_content=signed["chain_pem"], path=hosts.cert_path,
                  public_key_content=other["public_key_pem"])
+
+
+def test_the_check_loads_the_engine_with_the_library_and_pin(token, tmp_path):
+    assert key(token, state="check", engine_required=True)["exists"] is False
+    with pytest.raises(TokenError, match="pkcs11 engine .*no-engine.so is missing"):
+        key(token, state="check", engine_path=str(tmp_path / "no-engine.so"), engine_required=True)
+    # Not installed yet, and not required: the play checks again once it is.
+    assert key(token, state="check", engine_path=str(tmp_path / "no-engine.so"))["exists"] is False
+
+
+def test_the_check_refuses_an_nginx_without_openssl(token, tmp_path):
+    fake = tmp_path / "nginx"
+    fake.write_text("#!/bin/sh\necho 'nginx version: nginx/1.25.0' >&2\necho 'built with BoringSSL' >&2\n")
+    fake.chmod(0o755)
+    with pytest.raises(TokenError, match="nginx is built with BoringSSL, not with OpenSSL"):
+        key(token, state="check", nginx_path=str(fake))
+    fake.write_text("#!/bin/sh\necho 'built with OpenSSL 3.0.15 3 Sep 2024' >&2\n")
+    assert key(token, state="check", nginx_path=str(fake))["exists"] is False
