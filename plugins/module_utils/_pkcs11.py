@@ -517,13 +517,11 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
 
 
 def _existing_certificate(path):
-    try:
-        with open(path or "", "r") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
+    """The certificate at ``path`` (PEM), as the key-file flow reads it, or empty when there is none."""
+    if not path:
         return ""
-    start = text.find("-----BEGIN CERTIFICATE-----")
-    end = text.find("-----END CERTIFICATE-----", start)
-    if start < 0 or end < 0:
-        return ""
-    return text[start:end + len("-----END CERTIFICATE-----")] + "\n"
+    from ._crypto import certificate_pem
+    from ._pki import _load_existing_cert
+
+    cert = _load_existing_cert(path)
+    return certificate_pem(cert).decode("ascii") if cert is not None else ""
