@@ -457,13 +457,7 @@ def collection_settings(containers):
     settings = {}
     for name, path in DROPINS.items():
         with open(containers[name].host_path(path), encoding="utf-8") as handle:
-            text = re.sub(r"#[^\n]*", "", handle.read())
-        found = []
-        for statement in re.findall(r"^\s*(\w+)\s+([^;{]*);", text, re.M):
-            line = "%s %s" % (statement[0], " ".join(statement[1].split()))
-            if statement[0] in COST_DIRECTIVES and line not in found:
-                found.append(line)
-        settings[name] = found
+            settings[name] = benchlib.nginx_directives(handle.read(), COST_DIRECTIVES)
     return settings
 
 

@@ -138,6 +138,31 @@ def cgroup_cpu_candidates(container_id, proc_cgroup):
     return candidates
 
 
+def nginx_directives(text, names):
+    """The statements of nginx config `text` whose directive is in `names`, in order and each
+    once, as "directive arguments"; one inside an upstream block says which, since the same
+    directive means another hop there ("upstream NAME: keepalive_timeout 4s")."""
+    text = re.sub(r"#[^\n]*", "", text)
+    # Quoted strings (log formats, JSON answers) may hold ; { and }.
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
+    found, blocks = [], []
+    for body, end in re.findall(r"([^;{}]*)([;{}])", text):
+        words = body.split()
+        if end == "{":
+            blocks.append(words)
+        elif end == "}":
+            if blocks:
+                blocks.pop()
+        elif words and words[0] in names:
+            line = " ".join(words)
+            upstream = [block[1] for block in blocks if len(block) == 2 and block[0] == "upstream"]
+            if upstream:
+                line = "upstream %s: %s" % (upstream[-1], line)
+            if line not in found:
+                found.append(line)
+    return found
+
+
 def parse_recap(text):
     """Sums over the hosts of an ansible-playbook PLAY RECAP ('host : ok=3 changed=1 ...')."""
     totals = {}

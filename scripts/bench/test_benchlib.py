@@ -234,3 +234,30 @@ def test_cgroup_candidates_from_proc_for_other_layouts():
     ident = "abc123"
     candidates = benchlib.cgroup_cpu_candidates(ident, "0::/machine.slice/libpod-abc123.scope/container\n")
     assert ("cpu.stat", "/sys/fs/cgroup/machine.slice/libpod-abc123.scope/cpu.stat") in candidates
+
+
+def test_nginx_directives_name_their_upstream_block():
+    text = """# keepalive 1; in a comment
+log_format x '$remote_addr;';
+upstream backend {
+    server 127.0.0.1:8000;
+    keepalive 128;
+    keepalive_timeout 4s;   # the backend hop
+}
+server {
+    listen 8443 ssl;
+    keepalive_timeout 75s;
+    access_log /var/log/x.log x buffer=64k;
+    location @refused { return 400 '{"error":"refused"}\\n'; }
+    location / { proxy_http_version 1.1; }
+    keepalive_timeout 75s;
+}
+"""
+    names = ("keepalive", "keepalive_timeout", "access_log", "proxy_http_version")
+    assert benchlib.nginx_directives(text, names) == [
+        "upstream backend: keepalive 128",
+        "upstream backend: keepalive_timeout 4s",
+        "keepalive_timeout 75s",
+        "access_log /var/log/x.log x buffer=64k",
+        "proxy_http_version 1.1",
+    ]
