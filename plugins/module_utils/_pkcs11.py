@@ -20,6 +20,7 @@ __metaclass__ = type
 import ctypes
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -67,8 +68,9 @@ CKA_EC_POINT = 0x181
 # pkcs11 engine signs CSRs with EC keys, not with RSA ones.
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")
 
-# Where Debian's libengine-pkcs11-openssl puts the engine for OpenSSL 3.
-DEFAULT_ENGINE = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
+# The engine's file name in OpenSSL's engines directory (Debian's libengine-pkcs11-openssl puts
+# it there, /usr/lib/<architecture>-linux-gnu/engines-3 for OpenSSL 3).
+ENGINE_FILE = "pkcs11.so"
 
 
 class TokenError(Exception):
@@ -271,7 +273,23 @@ def key_uri(token_label, key_label=None, key_id=None):
     return "pkcs11:token=%s;%s;type=private" % (quote(token_label, safe=""), name)
 
 
-def engine_config(module_path, pin, engine_path=DEFAULT_ENGINE):
+def engine_location(engine_path=""):
+    """``engine_path``, or when it is empty the pkcs11 engine in the engines directory of the
+    host's OpenSSL (``openssl version -e``), whatever the architecture."""
+    if engine_path:
+        return engine_path
+    try:
+        proc = subprocess.run(["openssl", "version", "-e"], capture_output=True, check=False)
+    except OSError as exc:
+        raise TokenError("cannot ask openssl where its engines are (%s); install openssl or give engine_path" % exc)
+    found = re.search(r'ENGINESDIR:\s*"([^"]+)"', proc.stdout.decode("utf-8", "replace"))
+    if proc.returncode != 0 or not found:
+        raise TokenError("openssl version -e names no engines directory (%s); give engine_path"
+                         % (_stderr(proc, "") or proc.stdout.decode("utf-8", "replace").strip() or "no output"))
+    return os.path.join(found.group(1), ENGINE_FILE)
+
+
+def engine_config(module_path, pin, engine_path):
     """An OPENSSL_CONF that loads the pkcs11 engine with the module and the PIN (keep it 0600)."""
     for name, value in (("module_path", module_path), ("pin", pin), ("engine_path", engine_path)):
         if any(ch in value for ch in "\n\r\\$\"'#"):
@@ -321,7 +339,7 @@ def _stderr(proc, pin):
     return err.replace(pin, "********") if pin else err
 
 
-def check_engine(module_path, pin, engine_path=DEFAULT_ENGINE, run_as=None):
+def check_engine(module_path, pin, engine_path, run_as=None):
     """OpenSSL loads the pkcs11 engine with the token's library and PIN, as nginx's master will."""
     if not os.path.exists(engine_path):
         raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
@@ -342,7 +360,7 @@ def check_nginx(nginx_path):
                          % (nginx_path, built[0] if built else "built with no TLS library it names"))
 
 
-def make_csr(module_path, pin, token_label, key_label, common_name, engine_path=DEFAULT_ENGINE, run_as=None):
+def make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as=None):
     """A CSR (PEM) for the token's key, signed by the token through OpenSSL's pkcs11 engine."""
     if not os.path.exists(engine_path):
         raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
@@ -465,7 +483,7 @@ def _destroy(module_path, token_label, pin, key_label):
 
 
 def ensure_key(module_path, token_label, pin, key_label, state="present", common_name=None,
-               engine_path=DEFAULT_ENGINE, user=None, groups=(), certificate_path=None, promote_to=None,
+               engine_path="", user=None, groups=(), certificate_path=None, promote_to=None,
                engine_required=False, nginx_path=None, check_mode=False):
     """The key ``key_label`` in the token, as ``state`` asks, checked or made as ``user``.
 
@@ -475,7 +493,15 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
     ``nginx_path`` (when it is installed) be built with OpenSSL; state absent: removed; state promoted: the
     key takes the label ``promote_to`` (a rotation's last step). Returns what the module
     reports: changed, exists, key_id, public_key_pem, csr, uri, and the certificate now at
-    ``certificate_path`` (existing_certificate), which the CA keeps when it still fits."""
+    ``certificate_path`` (existing_certificate), which the CA keeps when it still fits, and the
+    engine_path used (an empty ``engine_path`` is OpenSSL's engines directory's pkcs11.so)."""
+    try:
+        engine_path = engine_location(engine_path)
+    except TokenError:
+        # Before the run installs openssl, a check (or check mode) goes on without the engine.
+        if engine_required or (state == "present" and not check_mode):
+            raise
+        engine_path = ""
     engine_config(module_path, pin, engine_path)
     if not key_label or any(ord(ch) < 0x20 for ch in key_label):
         raise TokenError("key label %r: give a non-empty label without control characters" % key_label)
@@ -485,21 +511,21 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
             raise TokenError("state promoted needs promote_to, the label the key %r takes" % key_label)
         done = in_child(run_as, _promote, module_path, token_label, pin, key_label, promote_to, check_mode)
         return {"changed": done["changed"], "exists": bool(done["key_id"]), "key_id": done["key_id"],
-                "uri": key_uri(token_label, promote_to, done["key_id"])}
+                "uri": key_uri(token_label, promote_to, done["key_id"]), "engine_path": engine_path}
     uri = key_uri(token_label, key_label)
     if state == "absent":
         if check_mode:
             found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, False)["exists"]
         else:
             found = in_child(run_as, _destroy, module_path, token_label, pin, key_label)
-        return {"changed": bool(found), "exists": False, "uri": uri}
+        return {"changed": bool(found), "exists": False, "uri": uri, "engine_path": engine_path}
     create = state == "present" and not check_mode
     # A check needs no cryptography library: it may run before the host has one.
     found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check")
     result = {"changed": found["created"] or (state == "present" and not found["exists"]),
               "exists": found["exists"], "key_id": found.get("key_id", ""),
               "uri": key_uri(token_label, key_label, found.get("key_id")),
-              "public_key_pem": found.get("public_key_pem", ""), "csr": ""}
+              "public_key_pem": found.get("public_key_pem", ""), "csr": "", "engine_path": engine_path}
     if state == "check":
         if engine_required or os.path.exists(engine_path):
             check_engine(module_path, pin, engine_path, run_as)

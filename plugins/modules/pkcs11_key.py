@@ -66,9 +66,12 @@ options:
     description: With O(state=present), make a CSR with this subject common name, signed by the token's key.
     type: str
   engine_path:
-    description: OpenSSL's pkcs11 engine, for the CSR.
+    description:
+      - OpenSSL's pkcs11 engine, for the CSR and the engine check.
+      - When omitted, C(pkcs11.so) in the engines directory of the host's OpenSSL
+        (C(openssl version -e)), which is where Debian's C(libengine-pkcs11-openssl) puts it on
+        every architecture. The path used is returned as RV(engine_path).
     type: path
-    default: /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
   user:
     description: Run every step as this user, nginx's worker user (C(www-data) on Debian), so that what works here works for nginx.
     type: str
@@ -144,16 +147,23 @@ uri:
   sample: pkcs11:token=mtls;id=%3f%0a%9c%1d%2b%4e%5f%60;type=private
 public_key_pem:
   description: The key's public half (PEM), empty when there is no key.
-  returned: always
+  returned: with O(state=present) or O(state=check)
   type: str
 existing_certificate:
   description: The first certificate in O(certificate_path), or empty when there is none.
-  returned: always
+  returned: with O(state=present) or O(state=check)
   type: str
 csr:
   description: The CSR (PEM) signed by the token's key, with O(state=present) and O(common_name); else empty.
+  returned: with O(state=present) or O(state=check)
+  type: str
+engine_path:
+  description:
+    - The pkcs11 engine used, O(engine_path) or the one found in OpenSSL's engines directory;
+      empty when a check found no openssl to ask (before the run installs it).
   returned: always
   type: str
+  sample: /usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -172,7 +182,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "check", "absent", "promoted"]),
             promote_to=dict(type="str"),
             common_name=dict(type="str"),
-            engine_path=dict(type="path", default="/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"),
+            engine_path=dict(type="path"),
             user=dict(type="str"),
             groups=dict(type="list", elements="str", default=[]),
             certificate_path=dict(type="path"),

@@ -24,8 +24,16 @@ from test_pki_flows import TwoHosts, run_leaf
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "1234-unit"
 
+
+def _engine():
+    try:
+        return _pkcs11.engine_location()
+    except TokenError:
+        return ""
+
+
 pytestmark = pytest.mark.skipif(
-    not (os.path.exists(SOFTHSM) and os.path.exists(_pkcs11.DEFAULT_ENGINE)),
+    not (os.path.exists(SOFTHSM) and os.path.exists(_engine())),
     reason="SoftHSM2 and libengine-pkcs11-openssl are needed (scripts/setup with MTLS_TEST_TOOLS=1)")
 
 
@@ -180,3 +188,22 @@ def test_the_check_refuses_an_nginx_without_openssl(token, tmp_path):
         key(token, state="check", nginx_path=str(fake))
     fake.write_text("#!/bin/sh\necho 'built with OpenSSL 3.0.15 3 Sep 2024' >&2\n")
     assert key(token, state="check", nginx_path=str(fake))["exists"] is False
+
+
+def test_the_engine_is_found_in_the_engines_directory_of_the_hosts_openssl(token):
+    out = subprocess.run(["openssl", "version", "-e"], capture_output=True, text=True, check=True).stdout
+    engines = re.search(r'ENGINESDIR: "([^"]+)"', out).group(1)
+    assert _pkcs11.engine_location() == os.path.join(engines, "pkcs11.so")
+    assert _pkcs11.engine_location("/opt/engines/pkcs11.so") == "/opt/engines/pkcs11.so"
+    assert key(token, state="check", engine_required=True)["engine_path"] == os.path.join(engines, "pkcs11.so")
+
+
+def test_without_openssl_a_check_goes_on_and_a_required_engine_is_named(token, tmp_path, monkeypatch):
+    # Before the run installs openssl: nothing to ask where the engines are.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = key(token, state="check")
+    assert result["engine_path"] == "" and result["exists"] is False
+    with pytest.raises(TokenError, match=r"cannot ask openssl where its engines are .*give engine_path"):
+        key(token, state="check", engine_required=True)
