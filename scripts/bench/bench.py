@@ -509,6 +509,10 @@ def notes(settings, checks, cpus, deployed, others_before, others_after):
         "URL-encoded PEM); lean sends X-Client-Verify and X-Client-DN and the other four empty "
         "(mtls_upstream_identity_fields: [verify, subject_dn]). stunnel is TCP only: no identity headers; the check's client-sent X-Client-DN "
         "reached the backend as %r." % (checks.get("stunnel", {}).get("backend_saw_dn") or "n/a"),
+        "Backend: one nginx (mtls-bench-backend) for every path, answering 200 with a 3-byte body "
+        "and never closing a kept-alive connection. It echoes the identity headers it received only "
+        "at /bench-check, where the checks above ask; the measured requests get the plain answer, "
+        "so no path carries identity headers back through the tiers.",
         "Errors are wrk's: responses other than 2xx/3xx, and socket errors (connect, read, write, "
         "timeout at 10 s).",
     ]
