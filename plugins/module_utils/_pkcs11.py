@@ -498,8 +498,9 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
     try:
         engine_path = engine_location(engine_path)
     except TokenError:
-        # Before the run installs openssl, a check (or check mode) goes on without the engine.
-        if engine_required or (state == "present" and not check_mode):
+        # Before the run installs openssl, a check (or check mode) goes on without the engine,
+        # and so does making a key: only the CSR (common_name) is signed through the engine.
+        if engine_required or (state == "present" and common_name and not check_mode):
             raise
         engine_path = ""
     engine_config(module_path, pin, engine_path)

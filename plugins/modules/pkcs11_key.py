@@ -160,7 +160,8 @@ csr:
 engine_path:
   description:
     - The pkcs11 engine used, O(engine_path) or the one found in OpenSSL's engines directory;
-      empty when a check found no openssl to ask (before the run installs it).
+      empty when no openssl was there to ask (before the run installs it) and nothing needed
+      the engine, as in a check or when a key is made without O(common_name).
   returned: always
   type: str
   sample: /usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so

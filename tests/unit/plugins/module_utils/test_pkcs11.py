@@ -207,3 +207,8 @@ def test_without_openssl_a_check_goes_on_and_a_required_engine_is_named(token, t
     assert result["engine_path"] == "" and result["exists"] is False
     with pytest.raises(TokenError, match=r"cannot ask openssl where its engines are .*give engine_path"):
         key(token, state="check", engine_required=True)
+    # A key is made inside the token without OpenSSL; its CSR is signed through the engine.
+    made = key(token)
+    assert made["changed"] is True and made["exists"] is True and made["engine_path"] == ""
+    with pytest.raises(TokenError, match=r"cannot ask openssl where its engines are .*give engine_path"):
+        key(token, common_name="tier.internal")
