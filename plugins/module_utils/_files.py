@@ -35,16 +35,20 @@ class FileWriter:
         self.diff = {"before": {}, "after": {}}
 
     def write(self, path, content, mode, secret=False, owner=None, group=None):
+        """Write ``content`` to ``path`` unless it is there already; True when this file changed
+        (its content, or its owner, group or mode)."""
         path = os.path.abspath(os.path.expanduser(path))
         content = to_bytes(content)
         old = read_file(path)
-        if old != content:
+        written = old != content
+        if written:
             self.changed = True
             self.diff["before"][path] = _shown(old, secret)
             self.diff["after"][path] = _shown(content, secret)
             if not self.module.check_mode:
                 self._atomic_write(path, content, mode)
-        self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
+        attributes = self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
+        return written or attributes
 
     def remove(self, path, secret=False):
         """Remove a file the module wrote before and no longer wants, when it is there."""
@@ -65,10 +69,11 @@ class FileWriter:
 
     def _attributes(self, path, mode, owner, group, exists):
         if not exists:
-            return
+            return False
         file_args = self.module.load_file_common_arguments({"mode": mode, "owner": owner, "group": group}, path=path)
-        before = self.changed
-        self.changed = self.module.set_fs_attributes_if_different(file_args, self.changed) or before
+        changed = self.module.set_fs_attributes_if_different(file_args, False)
+        self.changed = self.changed or changed
+        return changed
 
     def _atomic_write(self, path, content, mode):
         directory = os.path.dirname(path)
@@ -77,6 +82,52 @@ class FileWriter:
 
             raise PKIError("%s: directory %s does not exist" % (path, directory))
         atomic_write(path, content, int(mode, 8) if isinstance(mode, str) else mode)
+
+
+def octal_mode(mode, name):
+    """``mode`` as an int: an octal string such as "0644", or an int; anything else is refused
+    with ``name``, since the file gets its mode before its content lands."""
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        value = mode
+    elif isinstance(mode, str) and mode.isdigit() and set(mode) <= set("01234567"):
+        value = int(mode, 8)
+    else:
+        from ._crypto import PKIError
+
+        raise PKIError("%s: %r is not an octal mode such as '0644'" % (name, mode))
+    if not 0 <= value <= 0o7777:
+        from ._crypto import PKIError
+
+        raise PKIError("%s: %r is not an octal mode such as '0644'" % (name, mode))
+    return value
+
+
+def write_files(module, entries):
+    """Write each of ``entries`` (path, content, mode, owner, group) in one go.
+
+    Every entry is checked first (one path named once, an octal mode, an existing directory
+    outside check mode), so that a refusal writes nothing. Returns (changed paths, diffs in the
+    form Ansible shows one diff per file)."""
+    from ._crypto import PKIError
+
+    seen = set()
+    for index, entry in enumerate(entries):
+        name = "files[%d] (%s)" % (index, entry["path"])
+        path = os.path.abspath(os.path.expanduser(entry["path"]))
+        if path in seen:
+            raise PKIError("%s: the same path is named twice" % name)
+        seen.add(path)
+        entry["mode"] = octal_mode(entry["mode"], name + ": mode")
+        if os.path.isdir(path):
+            raise PKIError("%s: is a directory, not a file" % name)
+        if not module.check_mode and not os.path.isdir(os.path.dirname(path)):
+            raise PKIError("%s: directory %s does not exist" % (name, os.path.dirname(path)))
+    writer = FileWriter(module)
+    changed = [entry["path"] for entry in entries
+               if writer.write(entry["path"], entry["content"], entry["mode"], owner=entry["owner"], group=entry["group"])]
+    diffs = [{"before_header": path, "after_header": path, "before": writer.diff["before"][path] or "",
+              "after": writer.diff["after"][path]} for path in writer.diff["after"]]
+    return changed, diffs
 
 
 def atomic_write(path, content, mode):

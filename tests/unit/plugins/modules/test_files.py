@@ -1,0 +1,87 @@
+"""mtls.nginx.files as Ansible runs it: a set of files in one run, written only when they differ,
+nothing written in check mode or when any entry is refused."""
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.mtls.nginx.plugins.modules import files
+
+
+def run(args, capsys, check_mode=False):
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as done:
+            files.main()
+    result = json.loads(capsys.readouterr().out)
+    return result, done.value.code != 0
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_writes_each_file_once_then_changes_nothing(tmp_path, capsys):
+    script, bundle = tmp_path / "helper", tmp_path / "ca.pem"
+    args = {"files": [{"path": str(script), "content": "#!/bin/sh\nexit 0\n", "mode": "0755"},
+                      {"path": str(bundle), "content": "-----BEGIN CERTIFICATE-----\n"}]}
+    result, failed = run(args, capsys)
+    assert not failed and result["changed"] is True
+    assert result["paths"] == [str(script), str(bundle)]
+    assert script.read_text() == "#!/bin/sh\nexit 0\n" and mode_of(script) == 0o755
+    assert bundle.read_text() == "-----BEGIN CERTIFICATE-----\n" and mode_of(bundle) == 0o644
+    assert [(d["after_header"], d["before"]) for d in result["diff"]] == [(str(script), ""), (str(bundle), "")]
+
+    result, failed = run(args, capsys)
+    assert not failed and result["changed"] is False and result["paths"] == [] and result["diff"] == []
+
+
+def test_only_the_file_that_differs_is_rewritten_and_shown(tmp_path, capsys):
+    first, second = tmp_path / "a.crl", tmp_path / "b.pem"
+    first.write_text("old crl\n")
+    second.write_text("same\n")
+    os.chmod(first, 0o644)
+    os.chmod(second, 0o644)
+    inode = os.stat(second).st_ino
+    result, failed = run({"files": [{"path": str(first), "content": "new crl\n"},
+                                    {"path": str(second), "content": "same\n"}]}, capsys)
+    assert not failed and result["paths"] == [str(first)]
+    assert result["diff"] == [{"before_header": str(first), "after_header": str(first),
+                               "before": "old crl\n", "after": "new crl\n"}]
+    assert first.read_text() == "new crl\n" and os.stat(second).st_ino == inode
+
+
+def test_a_mode_alone_is_a_change(tmp_path, capsys):
+    path = tmp_path / "helper"
+    path.write_text("x\n")
+    os.chmod(path, 0o600)
+    result, failed = run({"files": [{"path": str(path), "content": "x\n", "mode": "0755"}]}, capsys)
+    assert not failed and result["changed"] is True and result["paths"] == [str(path)] and result["diff"] == []
+    assert mode_of(path) == 0o755
+
+
+def test_check_mode_reports_and_writes_nothing(tmp_path, capsys):
+    existing, new = tmp_path / "ca.pem", tmp_path / "new.crl"
+    existing.write_text("old\n")
+    result, failed = run({"files": [{"path": str(existing), "content": "new\n"},
+                                    {"path": str(new), "content": "crl\n"}]}, capsys, check_mode=True)
+    assert not failed and result["changed"] is True and result["paths"] == [str(existing), str(new)]
+    assert existing.read_text() == "old\n" and not new.exists()
+
+
+@pytest.mark.parametrize("second, message", [
+    ({"path": "{dir}/a", "content": "again\n"}, "files[1] ({dir}/a): the same path is named twice"),
+    ({"path": "{dir}/b", "content": "b\n", "mode": "u=rwx"}, "files[1] ({dir}/b): mode: 'u=rwx' is not an octal mode"),
+    ({"path": "{dir}/b", "content": "b\n", "mode": "0999"}, "files[1] ({dir}/b): mode: '0999' is not an octal mode"),
+    ({"path": "{dir}/missing/b", "content": "b\n"}, "files[1] ({dir}/missing/b): directory {dir}/missing does not exist"),
+    ({"path": "{dir}", "content": "b\n"}, "files[1] ({dir}): is a directory, not a file"),
+])
+def test_a_refused_entry_is_named_and_nothing_is_written(tmp_path, capsys, second, message):
+    second = {key: value.format(dir=tmp_path) for key, value in second.items()}
+    result, failed = run({"files": [{"path": str(tmp_path / "a"), "content": "a\n"}, second]}, capsys)
+    assert failed and message.format(dir=tmp_path) in result["msg"]
+    assert not (tmp_path / "a").exists()
