@@ -1,23 +1,17 @@
 """certificate_expiry as Ansible runs it: bad options fail, findings never do, check mode
 writes nothing, and a second run reports no change."""
 
-import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
+from modulerun import run_module
 from pkifactory import DAY, NOW, crl, issue, write
 from ansible_collections.mtls.nginx.plugins.modules import certificate_expiry
 
 
 def run(args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as done:
-            certificate_expiry.main()
-    return json.loads(capsys.readouterr().out), done.value.code != 0
+    return run_module(certificate_expiry, args, capsys, check_mode)
 
 
 @pytest.fixture

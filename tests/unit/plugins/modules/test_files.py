@@ -1,24 +1,17 @@
 """mtls.nginx.files as Ansible runs it: a set of files in one run, written only when they differ,
 nothing written in check mode or when any entry is refused."""
 
-import json
 import os
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
+from modulerun import run_module
 from ansible_collections.mtls.nginx.plugins.modules import files
 
 
 def run(args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as done:
-            files.main()
-    result = json.loads(capsys.readouterr().out)
-    return result, done.value.code != 0
+    return run_module(files, args, capsys, check_mode)
 
 
 def mode_of(path):

@@ -8,20 +8,9 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
+from modulerun import run_module as run
 from ansible_collections.mtls.nginx.plugins.modules import ca, certificate, certificate_check, tls_probe
-
-
-def run(module, args, capsys, check_mode=False):
-    """Run ``module.main()`` with ``args``; return (result, failed)."""
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as done:
-            module.main()
-    result = json.loads(capsys.readouterr().out)
-    return result, done.value.code != 0
 
 
 @pytest.fixture
