@@ -630,9 +630,13 @@ def issue(spec, key_file, signer, files, path, chain_path=None):
     return {"reasons": reasons + ([key.rekeyed] if key.rekeyed else []), "certificate": describe(cert)}
 
 
-def request(spec, key_file, files, path=None, csr_path=None):
+def request(spec, key_file, files, path=None, csr_path=None, chain_path=None, ca_content=None):
     """The key (and, with ``csr_path``, a CSR file) on the host; returns the CSR and the
-    certificate now at ``path``, which ``sign`` keeps when it still fits."""
+    certificate now at ``path``, which ``sign`` keeps when it still fits.
+
+    With ``ca_content`` (the signing CA's certificate and chain, public), also whether the
+    certificate at ``path`` and the chain at ``chain_path`` are exactly what ``sign`` would keep
+    and ``install`` would write, so that a run can leave both out."""
     reasons = []
     key = key_file.ensure(reasons)
     csr = None
@@ -656,7 +660,33 @@ def request(spec, key_file, files, path=None, csr_path=None):
         result["existing_certificate"] = certificate_pem(existing).decode("ascii")
         result["certificate"] = describe(existing)
         result["certificate_reasons"] = spec.drift(existing, key.key.public_key(), key_file.path)
+    if ca_content is not None:
+        result["certificate_current"] = existing is not None and _installed_as_signed(
+            spec, existing, key.key.public_key(), key_file.path, _issuer(ca_content), files, path, chain_path)
     return result
+
+
+def _issuer(ca_content):
+    """The signing CA as ``ca_content`` shows it: its certificate, then its own chain."""
+    bundle = load_certificates(_to_bytes(ca_content), "ca_content")
+    if not is_ca(bundle[0]):
+        raise PKIError("ca_content: not a CA certificate (basicConstraints CA:TRUE missing)")
+    return Signer("ca_content", bundle[0], None, bundle)
+
+
+def _installed_as_signed(spec, cert, public_key, key_label, issuer, files, path, chain_path):
+    """True when ``sign`` would keep ``cert`` (it fits the key, the names, the purpose, the
+    expiry margin and ``issuer``) and ``install`` would write nothing new at ``path`` and
+    ``chain_path``; the files' owner, group and mode are then applied here, as install would."""
+    if spec.drift(cert, public_key, key_label, issuer):
+        return False
+    if read_file(path) != certificate_pem(cert):
+        return False
+    if chain_path and read_file(chain_path) != issuer.chain_pem(cert):
+        return False
+    for installed in [path] + ([chain_path] if chain_path else []):
+        files.writer.attributes(installed, files.mode, files.owner, files.group)
+    return True
 
 
 def load_request(csr_content=None, csr_path=None):
@@ -753,7 +783,8 @@ _SPEC_OPTIONS = ("common_name", "subject_alt_names", "valid_days", "renew_before
 _FILES_OPTIONS = ("mode", "privatekey_mode", "owner", "group")
 _OTHER_OPTIONS = ("privatekey_path", "privatekey_passphrase", "privatekey_passphrase_file", "key_type",
                   "ca_path", "ca_privatekey_path", "ca_privatekey_passphrase",
-                  "path", "chain_path", "csr_path", "csr_content", "certificate_content", "public_key_content")
+                  "path", "chain_path", "csr_path", "csr_content", "certificate_content", "public_key_content",
+                  "ca_content")
 
 
 def ensure_leaf(writer, purpose, operation="issue", **options):
@@ -776,7 +807,8 @@ def ensure_leaf(writer, purpose, operation="issue", **options):
         return install(purpose, key_file, files, option("certificate_content"), option("path"), option("chain_path"),
                        option("ca_path"))
     if operation == "request":
-        return request(spec, key_file, files, option("path"), option("csr_path"))
+        return request(spec, key_file, files, option("path"), option("csr_path"), option("chain_path"),
+                       option("ca_content"))
     # Read the signer first: a broken CA must fail before any file is touched.
     signer = SignerFiles(option("ca_path"), option("ca_privatekey_path"), option("ca_privatekey_passphrase")).load()
     if operation == "issue":

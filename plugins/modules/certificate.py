@@ -101,6 +101,15 @@ options:
       - For V(install), the certificate to install (RV(certificate_pem) or RV(chain_pem) of the
         V(sign) task, or a file of your own), the leaf optionally followed by its intermediates.
     type: str
+  ca_content:
+    description:
+      - For V(request), the certificate of the CA that will sign (then its own chain, as the
+        O(ca_path) of the V(sign) task holds it). Public; no CA key is needed here.
+      - With it, V(request) also returns RV(certificate_current). When that is true, the
+        certificate at O(path) and the chain at O(chain_path) are exactly what V(sign) would
+        keep and V(install) would write, so a play can skip both. The names, purpose, expiry
+        margin (O(renew_before_days)) and issuer are checked as V(sign) checks them.
+    type: str
   public_key_content:
     description:
       - For V(install), in place of O(privatekey_path), the public key (PEM) the certificate must
@@ -245,6 +254,13 @@ certificate_reasons:
   returned: O(operation=request) when a certificate is at O(path)
   type: list
   elements: str
+certificate_current:
+  description:
+    - Whether the certificate at O(path) still fits what is asked, was issued by the CA in O(ca_content),
+      and the files at O(path) and O(chain_path) hold exactly what V(sign) and V(install) would leave there.
+    - When true, the owner, group and mode of those files have been applied.
+  returned: O(operation=request) with O(ca_content)
+  type: bool
 signed:
   description: Whether a new certificate was signed (false when the current one still fits).
   returned: O(operation=sign)
@@ -320,6 +336,7 @@ def main():
             csr_content=dict(type="str"),
             certificate_content=dict(type="str"),
             public_key_content=dict(type="str"),
+            ca_content=dict(type="str"),
             ca_path=dict(type="path"),
             ca_privatekey_path=dict(type="path", no_log=False),
             ca_privatekey_passphrase=dict(type="str", no_log=True),

@@ -93,6 +93,55 @@ def test_certificate_request_sign_install_round_trip(pki, capsys, tmp_path_facto
     assert kept["certificate_pem"] == again["existing_certificate"]
 
 
+def test_request_with_the_ca_tells_when_sign_and_install_can_be_left_out(pki, capsys, tmp_path_factory):
+    """certificate_current is true only when sign would keep the certificate and install would
+    write nothing: the same key, names, purpose, expiry margin, issuer, and the same files."""
+    host = tmp_path_factory.mktemp("host")
+    ca_content = (pki / "ca.pem").read_text()
+    asked = {"purpose": "server", "common_name": "svc", "subject_alt_names": ["DNS:svc"]}
+    at = {"privatekey_path": str(host / "s.key"), "path": str(host / "s.pem"), "chain_path": str(host / "s-chain.pem")}
+    request, failed = run(certificate, dict(asked, operation="request", ca_content=ca_content, **at), capsys)
+    assert not failed and request["certificate_current"] is False
+
+    signed, failed = run(certificate, dict(asked, operation="sign", csr_content=request["csr"],
+                                      ca_path=str(pki / "ca.pem"), ca_privatekey_path=str(pki / "ca.key")), capsys)
+    assert not failed and signed["signed"]
+    installed, failed = run(certificate, {"operation": "install", "purpose": "server", "path": at["path"],
+                                          "chain_path": at["chain_path"], "privatekey_path": at["privatekey_path"],
+                                          "certificate_content": signed["chain_pem"]}, capsys)
+    assert not failed and installed["changed"]
+
+    def current(**changes):
+        args = dict(asked, operation="request", ca_content=ca_content, **at)
+        args.update(changes)
+        result, failed = run(certificate, args, capsys)
+        assert not failed, result
+        return result["certificate_current"]
+
+    assert current() is True
+    # A mode that drifted is put back by the request, as install would.
+    os.chmod(at["path"], 0o600)
+    assert current() is True and stat.S_IMODE(os.stat(at["path"]).st_mode) == 0o644
+    # What sign would not keep.
+    assert current(subject_alt_names=["DNS:svc", "DNS:other"]) is False
+    assert current(purpose="client") is False
+    assert current(valid_days=800, renew_before_days=400) is False
+    other, failed = run(ca, {"path": str(pki / "other.pem"), "privatekey_path": str(pki / "other.key"),
+                             "common_name": "Other CA"}, capsys)
+    assert not failed
+    assert current(ca_content=(pki / "other.pem").read_text()) is False
+    # What install would rewrite.
+    (host / "s-chain.pem").write_text((host / "s-chain.pem").read_text() + "\n")
+    assert current() is False
+    # Without ca_content, nothing is claimed.
+    result, failed = run(certificate, dict(asked, operation="request", **at), capsys)
+    assert not failed and "certificate_current" not in result
+    # A CA bundle must start with a CA.
+    result, failed = run(certificate, dict(asked, operation="request", ca_content=signed["certificate_pem"], **at),
+                         capsys)
+    assert failed and "ca_content: not a CA certificate" in result["msg"]
+
+
 def test_certificate_check_mode_writes_nothing(pki, capsys):
     result, failed = run(certificate, {"path": str(pki / "leaf.pem"), "privatekey_path": str(pki / "leaf.key"),
                                        "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key"),
