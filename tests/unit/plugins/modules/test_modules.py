@@ -104,7 +104,7 @@ def test_request_with_the_ca_tells_when_sign_and_install_can_be_left_out(pki, ca
     assert not failed and request["certificate_current"] is False
 
     signed, failed = run(certificate, dict(asked, operation="sign", csr_content=request["csr"],
-                                      ca_path=str(pki / "ca.pem"), ca_privatekey_path=str(pki / "ca.key")), capsys)
+                                           ca_path=str(pki / "ca.pem"), ca_privatekey_path=str(pki / "ca.key")), capsys)
     assert not failed and signed["signed"]
     installed, failed = run(certificate, {"operation": "install", "purpose": "server", "path": at["path"],
                                           "chain_path": at["chain_path"], "privatekey_path": at["privatekey_path"],
