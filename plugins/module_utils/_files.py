@@ -87,15 +87,12 @@ class FileWriter:
 def octal_mode(mode, name):
     """``mode`` as an int: an octal string such as "0644", or an int; anything else is refused
     with ``name``, since the file gets its mode before its content lands."""
+    value = None
     if isinstance(mode, int) and not isinstance(mode, bool):
         value = mode
     elif isinstance(mode, str) and mode.isdigit() and set(mode) <= set("01234567"):
         value = int(mode, 8)
-    else:
-        from ._crypto import PKIError
-
-        raise PKIError("%s: %r is not an octal mode such as '0644'" % (name, mode))
-    if not 0 <= value <= 0o7777:
+    if value is None or not 0 <= value <= 0o7777:
         from ._crypto import PKIError
 
         raise PKIError("%s: %r is not an octal mode such as '0644'" % (name, mode))

@@ -220,7 +220,11 @@ class Files:
         if rewrite:
             self.writer.write(path, content, self.mode, owner=self.owner, group=self.group)
         else:
-            self.writer.attributes(path, self.mode, self.owner, self.group)
+            self.keep(path)
+
+    def keep(self, path):
+        """A certificate, chain, CSR or CRL kept as it is: only its attributes are applied."""
+        self.writer.attributes(path, self.mode, self.owner, self.group)
 
     def write_private(self, path, content, secret=True):
         """A key or passphrase: its mode set before any byte lands, never shown in a diff."""
@@ -685,7 +689,7 @@ def _installed_as_signed(spec, cert, public_key, key_label, issuer, files, path,
     if chain_path and read_file(chain_path) != issuer.chain_pem(cert):
         return False
     for installed in [path] + ([chain_path] if chain_path else []):
-        files.writer.attributes(installed, files.mode, files.owner, files.group)
+        files.keep(installed)
     return True
 
 
