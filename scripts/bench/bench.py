@@ -430,7 +430,8 @@ def machine_facts(containers):
         facts[label] = first_line(result.stdout + "\n" + result.stderr) or "unknown"
 
     with open(containers[PROXY].host_path("/etc/debian_version"), encoding="utf-8") as handle:
-        facts["containers"] = "Debian %s (%s)" % (handle.read().strip(), os.environ.get("MTLS_IMAGE_PREFIX", "localhost/mtls-nginx-test") + ":" + (os.environ.get("MTLS_BENCH_DEBIAN") or "bookworm"))
+        image = "%s:%s" % (os.environ.get("MTLS_IMAGE_PREFIX", "localhost/mtls-nginx-test"), os.environ.get("MTLS_BENCH_DEBIAN") or "bookworm")
+        facts["containers"] = "Debian %s (%s)" % (handle.read().strip(), image)
     facts["docker"] = run(["docker", "version", "--format", "{{.Server.Version}}"], check=False).stdout.strip()
     tool("nginx", PROXY, "nginx", "-v")
     tool("HAProxy", PROXY, "haproxy", "-v")
