@@ -102,11 +102,11 @@ def docker_exec(container, *argv, check=True, timeout=600, stdin_text=None):
 
 class Container:
     def __init__(self, name):
-        result = run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Running}}", name], check=False)
+        result = run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Running}} {{.Config.Image}}", name], check=False)
         if result.returncode != 0:
             raise BenchError("container %s does not exist (scripts/bench/run deploys it)" % name)
         self.name = name
-        self.id, pid, running = result.stdout.split()
+        self.id, pid, running, self.image = result.stdout.split()
         if running != "true":
             raise BenchError("container %s is not running" % name)
         self.pid = int(pid)
@@ -430,8 +430,7 @@ def machine_facts(containers):
         facts[label] = first_line(result.stdout + "\n" + result.stderr) or "unknown"
 
     with open(containers[PROXY].host_path("/etc/debian_version"), encoding="utf-8") as handle:
-        image = "%s:%s" % (os.environ.get("MTLS_IMAGE_PREFIX", "localhost/mtls-nginx-test"), os.environ.get("MTLS_BENCH_DEBIAN") or "bookworm")
-        facts["containers"] = "Debian %s (%s)" % (handle.read().strip(), image)
+        facts["containers"] = "Debian %s (%s)" % (handle.read().strip(), containers[PROXY].image)
     facts["docker"] = run(["docker", "version", "--format", "{{.Server.Version}}"], check=False).stdout.strip()
     tool("nginx", PROXY, "nginx", "-v")
     tool("HAProxy", PROXY, "haproxy", "-v")
