@@ -9,8 +9,9 @@ author:
   - mtls.nginx contributors (@mtls-nginx)
 description:
   - Takes a list of checks, each C([variable name, kind, value]), and returns one message per
-    value that is not what it must be, so that a role can refuse the run before anything on a
-    host changes. An empty list means every value is good.
+    value that is not what it must be, so that a play can refuse the run before anything on a
+    host changes. An empty list means every value is good. The plan (P(mtls.nginx.plan#filter))
+    checks every value of the collection's tiers with the same code.
   - Role variables are written into nginx configs verbatim. Without this check a backend URL
     such as C(http://127.0.0.1;server evil:8000) adds a server of its own, a location path with
     braces opens a block, and a subject beginning with C(~) becomes a regular expression.

@@ -12,9 +12,9 @@ description:
     The one rule for the default of the P(mtls.nginx.upstream#role) role's
     C(mtls_upstream_subject_alt_names): C(DNS:) the server name, then C(DNS:) the inventory
     host name when it is another name.
-  - The upstream role uses it for its default; the P(mtls.nginx.proxy#role) role uses it to know, before anything
-    changes, which names an upstream host of the inventory will answer to when that host does
-    not set C(mtls_upstream_subject_alt_names) itself. One rule, so the two cannot drift apart.
+  - The plan (P(mtls.nginx.plan#filter)) applies the same rule, the same code, to every upstream
+    tier that does not set C(mtls_upstream_subject_alt_names), so the proxies' cross-tier checks
+    know the names an upstream tier will answer to before anything changes.
 positional: _input, inventory_hostname
 options:
   _input:
@@ -43,16 +43,15 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mtls.nginx.plugins.module_utils._tier import default_subject_alt_names as _names
+
 
 def default_subject_alt_names(server_name, inventory_hostname):
-    # Empty or malformed names pass through: the roles' preflight names the variable and the problem.
+    # Empty or malformed names pass through: the plan names the variable and the problem.
     for name, value in (("the server name (mtls_upstream_server_name)", server_name), ("inventory_hostname", inventory_hostname)):
         if not isinstance(value, str):
             raise AnsibleFilterError("default_subject_alt_names: %s must be a string, not %r" % (name, value))
-    names = ["DNS:" + server_name]
-    if inventory_hostname != server_name:
-        names.append("DNS:" + inventory_hostname)
-    return names
+    return _names(server_name, inventory_hostname)
 
 
 class FilterModule:

@@ -28,7 +28,9 @@ import re
 
 from ansible_collections.mtls.nginx.plugins.module_utils import _values
 
-_SERVICE_KEYS = {"name", "group", "backend_url", "port", "calls"}
+# upstream / proxy: settings of the service's upstream tiers and of its listeners (checked by the plan, _plan).
+_SERVICE_KEYS = {"name", "group", "backend_url", "port", "calls", "upstream", "proxy"}
+_DECLARATION_KEYS = {"trust_domain", "services", "upstream", "proxy"}
 _CALL_KEYS = {"service", "port"}
 # Lower case only: a service name is also a path segment of its SPIFFE ID, which is case-sensitive.
 _SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -159,9 +161,10 @@ def plan(declaration, groups):
         return {"problems": ["mtls_mesh: must be a dict with trust_domain and services"], "trust_domain": None,
                 "edges": [], "services": {}, "hosts": {},
                 "slots": {"upstreams": 0, "proxies": 0}}
-    unknown = sorted(set(declaration) - {"trust_domain", "services"})
+    unknown = sorted(set(declaration) - _DECLARATION_KEYS)
     if unknown:
-        problems.append("mtls_mesh: unknown key(s) %s (allowed: services, trust_domain)" % ", ".join(map(str, unknown)))
+        problems.append("mtls_mesh: unknown key(s) %s (allowed: %s)"
+                        % (", ".join(map(str, unknown)), ", ".join(sorted(_DECLARATION_KEYS))))
     trust_domain = declaration.get("trust_domain")
     reason = _problem_of(_values.hostname, trust_domain)
     if reason or not isinstance(trust_domain, str) or trust_domain != trust_domain.lower():
@@ -264,26 +267,40 @@ def _cell(expected, observed):
     return "%s!%s" % (expected, "/".join(sorted(str(value) for value in shown - {expected})))
 
 
+def edge_of(item):
+    """``(caller, callee, identity)`` of what ``mtls.nginx.verify`` tried a declared edge through: a
+    proxy tier's record (a mesh caller's listener, or a single service's proxy tier, whose caller is
+    its config name and callee its upstream name) or a listener of :func:`plan`. The identity is
+    what the callee's backend must see: the SPIFFE ID of a mesh caller, the subject DN of a
+    certificate of the collection's CA, nothing for one brought as a file."""
+    if "kind" not in item:
+        return item.get("caller"), item.get("callee"), item.get("spiffe_id")
+    identity = item["identity"]["spiffe_id"]
+    if not identity and item["key"]["source"] in ("managed", "pkcs11"):
+        identity = "CN=" + item["identity"]["common_name"]
+    return (item.get("service") or item["name"], item.get("callee") or item["upstream"]["name"], identity)
+
+
 def observations(tried, expect_identity=True):
     """What each request of ``mtls.nginx.verify`` observed. ``tried``: per caller host,
-    ``{host, declared, undeclared}``, the results of its ``uri`` requests over the declared edges
-    (each item a listener of the plan) and of its ``tls_probe`` requests over the undeclared
-    pairs. A declared edge observes its HTTP status, or ``id`` when it answered 200 without the
-    caller's SPIFFE ID, or ``none`` without an answer; an undeclared pair its status, or ``tls``
-    when the handshake failed."""
+    ``{host, declared, undeclared}``, the results of its ``uri`` requests through its proxy tiers
+    (each item a tier record, :func:`edge_of`) and of its ``tls_probe`` requests over the
+    undeclared pairs. A declared edge observes its HTTP status, or ``id`` when it answered 200
+    without the caller's identity, or ``none`` without an answer; an undeclared pair its
+    status, or ``tls`` when the handshake failed."""
     seen = []
     for entry in tried:
         host = entry.get("host")
         for result in entry.get("declared") or []:
-            item = result.get("item", {})
+            caller, callee, identity = edge_of(result.get("item", {}))
             status = result.get("status", -1)
-            identity = ('"%s"' % item.get("spiffe_id")) in (result.get("content") or "")
             observed, detail = status, ""
             if not isinstance(status, int) or status <= 0:
                 observed, detail = "none", result.get("msg", "")
-            elif status == 200 and expect_identity and not identity:
-                observed, detail = "id", "the answer does not carry %s" % item.get("spiffe_id")
-            seen.append({"caller": item.get("caller"), "callee": item.get("callee"), "host": host,
+            elif (status == 200 and expect_identity and identity
+                  and ('"%s"' % identity) not in (result.get("content") or "")):
+                observed, detail = "id", "the answer does not carry %s" % identity
+            seen.append({"caller": caller, "callee": callee, "host": host,
                          "expected": 200, "observed": observed, "detail": detail})
         for result in entry.get("undeclared") or []:
             item = result.get("item", {})
@@ -299,10 +316,17 @@ def matrix(plan_result, tried, expect_identity=True):
     (``observations``). Returns ``{"lines": [...], "differences": [...]}``: the table, and one
     message per request whose observation differs from what the declaration expects, naming
     the edge and the host."""
-    services = list(plan_result.get("services", {}))
+    found = observations(tried, expect_identity)
+    # The services of a mesh plan (also within a whole plan, mtls.nginx.plan), then any other
+    # caller or callee tried (the single service's proxy tiers and upstream names).
+    services = list((plan_result.get("mesh") or {}).get("services") or plan_result.get("services") or {})
+    for seen in found:
+        for name in (seen["caller"], seen["callee"]):
+            if name not in services:
+                services.append(name)
     cells = {}
     differences = []
-    for seen in observations(tried, expect_identity):
+    for seen in found:
         key = (seen["caller"], seen["callee"])
         expected = seen["expected"]
         cells.setdefault(key, (expected, []))
