@@ -16,16 +16,13 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from day2_testing import SETTLE, Load, account, age_controller_crl, crl_number
 from matrix_tests import make_client, name_of, put
 from mtls_testing import PKI, PROXY_PKI, UPSTREAM_PKI, curl, run_playbook
 
-LOADGEN = "/run/mtls-loadgen"
-RESULT = LOADGEN + "/result.json"
 SERVICE = "orders.internal"  # mtls_upstream_server_name in the inventory
 RATE = 60  # requests per second, over 4 kept-alive connections
 CRL_BLOCK = "-----BEGIN X509 CRL-----.*?-----END X509 CRL-----"
-SETTLE = 4  # seconds of traffic after each command, before the next phase
 
 
 def pubkey(host, path):
@@ -64,22 +61,13 @@ def subject_of(path):
 @pytest.fixture(scope="module")
 def load(proxy):
     """The load generator, running on the proxy host for the whole module."""
-    proxy.run("systemctl stop mtls-loadgen; systemctl reset-failed mtls-loadgen; rm -rf %s" % LOADGEN)
-    proxy.run_expect([0], "install -d -m 0755 %s && echo warmup > %s/phase" % (LOADGEN, LOADGEN))
-    proxy.run_expect([0], "systemd-run --unit=mtls-loadgen --collect /usr/bin/python3 /usr/local/bin/mtls-loadgen "
-                          "--url http://127.0.0.1:8080 --rate %d --connections 4 --duration-max 2400 "
-                          "--phase-file %s/phase --stop-file %s/stop --out %s" % (RATE, LOADGEN, LOADGEN, RESULT))
-    time.sleep(SETTLE)
-
-    def phase(name):
-        proxy.run_expect([0], "echo %s > %s/phase" % (name, LOADGEN))
-
-    yield phase
-    proxy.run("touch %s/stop" % LOADGEN)
+    generator = Load([(proxy, "http://127.0.0.1:8080")], rate=RATE, connections=4)
+    yield generator
+    generator.stop()
 
 
 def run(load, phase, playbook, *extra):
-    load(phase)
+    load.phase(phase)
     rc, out, recap = run_playbook(playbook, *extra)
     time.sleep(SETTLE)
     return rc, out, recap
@@ -118,7 +106,7 @@ def test_a_failed_gate_puts_the_old_key_back_and_stops_the_run(load, upstreams, 
     # keeps under its config name; under a name that has none, no gate can pass.
     rc, out = run(load, "failed-gate", "mtls.nginx.rotate", "-e", "mtls_proxy_config_name=mtls-nowhere")[:2]
     assert rc != 0
-    assert ('rotation of upstream host mtls-rotation-upstream-1 failed at "Gate, a request from a proxy host'
+    assert ('rotation of the upstream tier mtls-upstream on mtls-rotation-upstream-1 failed at "Gate, a request from a proxy host'
             in out), out[-4000:]
     assert "The old key and certificate serve again" in out
     # The failed host is back on its old key, nothing staged is left, the later hosts were not touched.
@@ -127,7 +115,8 @@ def test_a_failed_gate_puts_the_old_key_back_and_stops_the_run(load, upstreams, 
         leftovers = host.run("ls %s | grep -E '\\.(next|previous)$' || true" % UPSTREAM_PKI).stdout
         assert leftovers.strip() == "", leftovers
     assert pubkey(proxy, PROXY_PKI + "/client.key") == proxy_key
-    assert "mtls-rotation-upstream-2" not in out.split("PLAY RECAP")[0]
+    rotations = out.split("PLAY [Rotate the upstream tiers")[1].split("PLAY RECAP")[0]
+    assert "mtls-rotation-upstream-1" in rotations and "mtls-rotation-upstream-2" not in rotations
     assert curl(proxy, "http://127.0.0.1:8080/after-failed-gate").status == 200
 
 
@@ -245,29 +234,10 @@ def _crls(text):
     return [x509.load_pem_x509_crl(block.encode()) for block in re.findall(CRL_BLOCK, text, re.S)]
 
 
-def _age_controller_crl(name):
-    """Re-sign the controller's CRL ``name`` as if it had been made six days ago: same number and
-    revocations, next update in one day, so it is due for renewal (mtls_pki_crl_renew_before_days 2)."""
-    stem = name[:-len(".crl")]
-    with open(os.path.join(PKI, name), "rb") as handle:
-        crl = x509.load_pem_x509_crl(handle.read())
-    with open(os.path.join(PKI, stem + ".key"), "rb") as handle:
-        key = serialization.load_pem_private_key(handle.read(), password=None)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(crl.issuer)
-               .last_update(now - datetime.timedelta(days=6)).next_update(now + datetime.timedelta(days=1)))
-    for extension in crl.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    for revoked in crl:
-        builder = builder.add_revoked_certificate(revoked)
-    with open(os.path.join(PKI, name), "wb") as handle:
-        handle.write(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-
-
 def test_a_crl_renewal_reaches_every_host(load, upstreams, proxy):
     for name in ("ca.crl", "intermediate.crl"):
-        _age_controller_crl(name)
-    before = {name_of(h): sorted(_number(c) for c in _crls(h.file(UPSTREAM_PKI + "/client-ca.crl").content_string))
+        age_controller_crl(PKI, name)
+    before = {name_of(h): sorted(crl_number(c) for c in _crls(h.file(UPSTREAM_PKI + "/client-ca.crl").content_string))
               for h in upstreams}
     rc, out = run(load, "crl-renewal", "mtls.nginx.renew_crl")[:2]
     assert rc == 0, out[-4000:]
@@ -277,16 +247,12 @@ def test_a_crl_renewal_reaches_every_host(load, upstreams, proxy):
         assert len(crls) == 2, name_of(host)
         assert all(c.next_update_utc > soon for c in crls), name_of(host)
     for host in upstreams:
-        after = sorted(_number(c) for c in _crls(host.file(UPSTREAM_PKI + "/client-ca.crl").content_string))
+        after = sorted(crl_number(c) for c in _crls(host.file(UPSTREAM_PKI + "/client-ca.crl").content_string))
         assert all(a > b for a, b in zip(after, before[name_of(host)])), (name_of(host), before, after)
 
 
-def _number(crl):
-    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-
-
 def test_restarting_nginx_on_one_upstream_fails_no_request(load, upstreams):
-    load("restart-upstream")
+    load.phase("restart-upstream")
     upstreams[0].run_expect([0], "systemctl restart nginx")
     time.sleep(SETTLE)
 
@@ -294,7 +260,7 @@ def test_restarting_nginx_on_one_upstream_fails_no_request(load, upstreams):
 def test_a_storm_of_reloads_on_both_tiers_fails_no_request(load, upstreams, proxy):
     # Back to back, as a fleet-wide push does: every closed kept-alive connection that meets a
     # request, and every server the proxy sets aside for it (max_fails), is there to be hit.
-    load("reload-storm")
+    load.phase("reload-storm")
     for round_ in range(15):
         for host in upstreams + ([proxy] if round_ % 3 == 0 else []):
             host.run_expect([0], "/usr/local/sbin/mtls-nginx-reload nginx")
@@ -303,27 +269,13 @@ def test_a_storm_of_reloads_on_both_tiers_fails_no_request(load, upstreams, prox
 
 # --- the account -------------------------------------------------------------------------------
 
-def test_no_request_failed_in_any_phase(load, proxy, capsys):
-    load("final")
+def test_no_request_failed_in_any_phase(load, capsys):
+    load.phase("final")
     time.sleep(2)
-    proxy.run_expect([0], "touch %s/stop" % LOADGEN)
-    for waited in range(60):
-        result = json.loads(proxy.file(RESULT).content_string)
-        if not result["running"]:
-            break
-        time.sleep(1)
-    assert not result["running"]
-    # stale: requests resent once after a kept-alive connection died under them (a race with
-    # a reload); closed: idle connections found closed by nginx before reuse; conns: opened.
-    row = "%-20s %6d %6d %6d %6d %6d %6d %8.1f"
-    lines = ["%-20s %6s %6s %6s %6s %6s %6s %8s" % ("phase", "sent", "POST", "failed", "stale", "closed", "conns", "p99 ms")]
-    for p in result["phases"] + [dict(result["totals"], name="total")]:
-        lines.append(row % (p["name"], p["sent"], p["post"], p["failed"], p["stale_retries"], p["idle_closed"],
-                            p["connections_opened"], p["p99_ms"] or 0))
+    result = load.stop()[load.hosts[0].backend.get_hostname()]
+    lines, names, totals = account([result])
     with capsys.disabled():  # shown whether the test passes or fails
         print("\n" + "\n".join(lines))
-    totals = result["totals"]
-    names = [p["name"] for p in result["phases"]]
     for expected in ("rotate", "ca-distribute", "ca-reissue", "ca-retire", "revoke-serial", "revoke-host",
                      "crl-renewal", "restart-upstream", "reload-storm"):
         assert expected in names

@@ -177,7 +177,7 @@ def test_a_failed_gate_puts_the_old_token_key_and_certificate_back(proxy):
     rc, out, _recap = run_playbook("mtls.nginx.rotate", "--limit", "mtls-token-proxy",
                                    "-e", '{"mtls_proxy_rotate_probe_status": [599]}')
     assert rc != 0
-    assert 'rotation of proxy host mtls-token-proxy failed at "Gate, a request through this proxy gets its answer"' in out
+    assert 'rotation of the proxy tier mtls-proxy on mtls-token-proxy failed at "Gate, a request through this proxy gets its answer"' in out
     assert token_keys(proxy) == keys
     assert serial(proxy, PROXY_PKI + "/client.pem") == before
     assert proxy.run("ls %s | grep -E '\\.(next|previous)$' || true" % PROXY_PKI).stdout.strip() == ""
