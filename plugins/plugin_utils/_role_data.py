@@ -23,7 +23,7 @@ ROLES = {"upstream": "upstream", "proxy": "proxy", "nginx_common": "nginx", "pki
 # facts (the plan, the deployed tiers, the pki role's results) and what the roles hand their own
 # task files. They are known, so never reported as misspelt.
 _RESULTS = {
-    "nginx": ("plan", "deployed", "tier", "identity", "issue_pkcs11", "rotate_step"),
+    "nginx": ("plan", "deployed", "tier", "identity", "issue_pkcs11", "stage_pkcs11", "rotate_step"),
     "pki": ("host_result", "staged"),
 }
 

@@ -185,13 +185,15 @@ def test_verify_fails_naming_the_edge_a_caller_still_uses_after_it_left_the_decl
     assert "web -> orders from" not in output
 
 
-def test_a_wrong_declaration_is_refused_before_any_host_changes(tmp_path):
+def test_a_wrong_declaration_is_refused_before_any_host_changes_naming_every_mistake_in_one_run(tmp_path):
     mesh = json.loads(json.dumps(MESH))
     services = {service["name"]: service for service in mesh["services"]}
-    services["web"]["calls"].append({"service": "payments", "port": 9103})
-    services["orders"]["calls"][1]["port"] = 8443
-    services["audit"]["group"] = "svc_nobody"
-    services["reports"]["name"] = "Reports_1"
+    services["web"]["calls"].append({"service": "payments", "port": 9103})        # an undeclared callee
+    services["orders"]["calls"][1]["port"] = 8443                                 # a port used twice
+    services["audit"]["group"] = "svc_nobody"                                      # a group with no host
+    services["reports"]["name"] = "Reports_1"                                      # not a DNS label
+    services["catalog"]["colour"] = "blue"                                         # an unknown key
+    services["inventory"]["backend_url"] = "http://127.0.0.1:8004/stock"          # a backend URL with a path
     extra = tmp_path / "mesh.json"
     extra.write_text(json.dumps({"mtls_mesh": mesh}))
     rc, output, recap = run_playbook("mtls.nginx.site", "-e", "@%s" % extra)
@@ -199,7 +201,9 @@ def test_a_wrong_declaration_is_refused_before_any_host_changes(tmp_path):
     for message in ("service web calls 'payments', which is not a declared service",
                     "port 8443 is used twice, by the upstream tier of orders and by orders calling inventory",
                     "service audit has no hosts",
-                    "'Reports_1' is not a valid DNS label"):
+                    "'Reports_1' is not a valid DNS label",
+                    "service catalog: unknown key(s) colour",
+                    "service inventory: backend_url 'http://127.0.0.1:8004/stock' is wrong"):
         assert message in output, output
-    assert "Deploy the upstream tier" not in output
+    assert "Deploy the upstream tiers of this host" not in output
     assert all(counters["changed"] == 0 for counters in recap.values()), recap
