@@ -69,6 +69,10 @@ _value:
       description: How messages name each selected tier.
       type: list
       elements: str
+    selectors:
+      description: Each selected tier as C({host, tier}), as M(mtls.nginx.ledger) selects what the CA issued for it.
+      type: list
+      elements: dict
 """
 
 from ansible_collections.mtls.nginx.plugins.module_utils._plan import select

@@ -28,3 +28,12 @@ def file_options():
 def key_type_option():
     """key_type (doc fragment mtls.nginx.key_files)."""
     return {"key_type": dict(type="str", default="ecdsa-p256", choices=list(KEY_TYPES))}
+
+
+def ca_state_options():
+    """ledger_path, lock_timeout, lock_holder (doc fragment mtls.nginx.ca_state)."""
+    return {
+        "ledger_path": dict(type="path"),
+        "lock_timeout": dict(type="float", default=300.0),
+        "lock_holder": dict(type="str", default=""),
+    }

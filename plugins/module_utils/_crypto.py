@@ -436,7 +436,7 @@ def build_certificate(subject, issuer_name, public_key, signing_key, valid_days,
     )
     for ext, critical in extensions:
         builder = builder.add_extension(ext, critical=critical)
-    return builder.sign(signing_key, signature_hash(signing_key))
+    return sign_builder(builder, signing_key)
 
 
 def ca_extensions(public_key, path_length, issuer_cert=None, key_id=None):
@@ -592,8 +592,104 @@ def build_crl(ca_cert, ca_key, revoked, number, valid_days, backdate_minutes=5):
     for serial in sorted(revoked):
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked[serial]).build())
-    return builder.sign(ca_key, signature_hash(ca_key))
+    return sign_builder(builder, ca_key)
 
 
 def crl_signed_by(crl, ca_cert):
     return crl.issuer == ca_cert.subject and crl.is_signature_valid(ca_cert.public_key())
+
+
+# --- signing with a key that signs elsewhere (a PKCS#11 token) ----------------------------------
+# A key that is not cryptography's own (_pkcs11.TokenSigningKey) has public_key() and
+# sign_tbs(data, hash_algorithm), which returns the signature as X.509 carries it. cryptography
+# signs only with its own keys, so the certificate or CRL is first built and signed with a
+# stand-in key of the same type (which gives the TBS bytes, signature algorithm included), then
+# put together again around the signature the other key made over those bytes.
+
+def sign_builder(builder, signing_key):
+    """The certificate (a CertificateBuilder) or CRL (a CertificateRevocationListBuilder) of
+    ``builder``, signed by ``signing_key``: one of cryptography's private keys, or a key with
+    ``sign_tbs`` (a PKCS#11 token's), whose result is checked against its public key."""
+    if not hasattr(signing_key, "sign_tbs"):
+        return builder.sign(signing_key, signature_hash(signing_key))
+    public_key = signing_key.public_key()
+    draft = builder.sign(_stand_in_key(public_key), hashes.SHA256())
+    certificate = isinstance(draft, x509.Certificate)
+    tbs = draft.tbs_certificate_bytes if certificate else draft.tbs_certlist_bytes
+    # Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, signatureValue }.
+    parts = der_sequence_items(draft.public_bytes(serialization.Encoding.DER))
+    if len(parts) != 3 or parts[0] != tbs:
+        raise PKIError("cannot take apart the %s cryptography built" % ("certificate" if certificate else "CRL"))
+    signature = signing_key.sign_tbs(tbs, draft.signature_hash_algorithm)
+    der = der_encode(0x30, tbs + parts[1] + der_encode(0x03, b"\x00" + signature))
+    name = getattr(signing_key, "name", "the signing key")
+    try:
+        signed = x509.load_der_x509_certificate(der) if certificate else x509.load_der_x509_crl(der)
+    except ValueError as exc:
+        raise PKIError("%s: the %s put together around its signature does not read: %s"
+                       % (name, "certificate" if certificate else "CRL", exc))
+    valid = signed_by(signed, public_key) if certificate else signed.is_signature_valid(public_key)
+    if not valid:
+        raise PKIError("%s: its signature does not verify with its public key" % name)
+    return signed
+
+
+_STAND_INS = {}
+
+
+def _stand_in_key(public_key):
+    """A throwaway private key of the type of ``public_key`` (kept per type: RSA keys are slow to make)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        kind = ("ec", public_key.curve.name)
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        kind = ("rsa", public_key.key_size)
+    else:
+        raise PKIError("a key of type %s cannot sign from a token" % key_type_of(public_key))
+    if kind not in _STAND_INS:
+        if kind[0] == "ec":
+            _STAND_INS[kind] = ec.generate_private_key(type(public_key.curve)())
+        else:
+            _STAND_INS[kind] = rsa.generate_private_key(public_exponent=65537, key_size=public_key.key_size)
+    return _STAND_INS[kind]
+
+
+def der_encode(tag, content):
+    """One DER TLV: ``tag`` (a one-byte tag), the definite length, ``content``."""
+    length = len(content)
+    if length < 0x80:
+        head = bytes([length])
+    else:
+        size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+        head = bytes([0x80 | len(size)]) + size
+    return bytes([tag]) + head + content
+
+
+def der_read(data, offset=0):
+    """(tag, start of the content, end of the content) of the DER TLV at ``offset`` of ``data``
+    (one-byte tags and definite lengths, as in certificates and CRLs)."""
+    if offset + 2 > len(data):
+        raise PKIError("DER: truncated at %d" % offset)
+    tag, length = data[offset], data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or start + count > len(data):
+            raise PKIError("DER: unsupported length at %d" % offset)
+        length = int.from_bytes(data[start:start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise PKIError("DER: truncated at %d" % offset)
+    return tag, start, start + length
+
+
+def der_sequence_items(data):
+    """The TLVs (whole, as bytes) of the DER SEQUENCE that is ``data``."""
+    tag, start, end = der_read(data)
+    if tag != 0x30 or end != len(data):
+        raise PKIError("DER: not one SEQUENCE")
+    items = []
+    while start < end:
+        _tag, content, stop = der_read(data, start)
+        items.append(data[start:stop])
+        start = stop
+    return items

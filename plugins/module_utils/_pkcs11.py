@@ -2,54 +2,48 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A private key that lives in a PKCS#11 token (an HSM, or SoftHSM2 for tests).
 
-The token is reached through its PKCS#11 module library with ctypes, so nothing beyond the
-library itself has to be installed to check it: the library loads, the token with the label
-asked is present, the PIN logs in, the key is there. Keys are made inside the token (EC P-256,
-sensitive and never extractable); only their public half ever comes out. The CSR is signed by
-the token through OpenSSL's pkcs11 engine (``openssl req -engine pkcs11``), the same engine
-nginx loads the key with, so a CSR that is made proves that nginx's OpenSSL can use the key.
+The token is reached through its PKCS#11 module library with PyKCS11 (Debian's
+``python3-pykcs11``), imported only when a token is opened, so that this file imports without
+it: the library loads, the token with the label asked is present, the PIN logs in, the key is
+there. Keys are made inside the token (EC P-256, sensitive and never extractable); only their
+public half ever comes out. The CSR is signed by the token through OpenSSL's pkcs11 engine
+(``openssl req -engine pkcs11``), the same engine nginx loads the key with, so a CSR that is
+made proves that nginx's OpenSSL can use the key.
 
 Every operation can run as another user (nginx's worker user), in a child process, because the
 workers are the ones that use the key during handshakes: what works here works for them.
+
+A CA's key can live in a token too (:class:`TokenSigningKey`): it signs the bytes a certificate
+or a CRL is made of inside the token, and ``_crypto`` puts the signed object together.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
-CK_ULONG = ctypes.c_ulong
-CK_BBOOL = ctypes.c_ubyte
-
+# The PKCS#11 numbers used here (PyKCS11 takes them as they are).
 CKR_OK = 0
 CKR_USER_ALREADY_LOGGED_IN = 0x100
-CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
-_CKR_NAMES = {
-    0x5: "CKR_GENERAL_ERROR", 0x6: "CKR_FUNCTION_FAILED", 0x7: "CKR_ARGUMENTS_BAD",
-    0x30: "CKR_DEVICE_ERROR", 0x31: "CKR_DEVICE_MEMORY", 0x32: "CKR_DEVICE_REMOVED",
-    0x82: "CKR_OBJECT_HANDLE_INVALID", 0xA0: "CKR_PIN_INCORRECT", 0xA1: "CKR_PIN_INVALID",
-    0xA2: "CKR_PIN_LEN_RANGE", 0xA3: "CKR_PIN_EXPIRED", 0xA4: "CKR_PIN_LOCKED",
-    0xB3: "CKR_SESSION_HANDLE_INVALID", 0xE0: "CKR_TOKEN_NOT_PRESENT", 0xE1: "CKR_TOKEN_NOT_RECOGNIZED",
-    0xE2: "CKR_TOKEN_WRITE_PROTECTED", 0x101: "CKR_USER_NOT_LOGGED_IN", 0x102: "CKR_USER_PIN_NOT_INITIALIZED",
-    0x190: "CKR_CRYPTOKI_NOT_INITIALIZED",
-}
-
 CKF_RW_SESSION = 0x2
-CKF_SERIAL_SESSION = 0x4
 CKF_TOKEN_INITIALIZED = 0x400
 CKF_USER_PIN_LOCKED = 0x40000
 CKU_USER = 1
 CKO_PUBLIC_KEY = 2
 CKO_PRIVATE_KEY = 3
+CKK_RSA = 0
 CKK_EC = 3
+CKM_RSA_PKCS_KEY_PAIR_GEN = 0x0
+CKM_RSA_PKCS = 0x1
 CKM_EC_KEY_PAIR_GEN = 0x1040
+CKM_ECDSA = 0x1041
 CKA_CLASS = 0x0
 CKA_TOKEN = 0x1
 CKA_PRIVATE = 0x2
@@ -59,68 +53,124 @@ CKA_ID = 0x102
 CKA_SENSITIVE = 0x103
 CKA_SIGN = 0x108
 CKA_VERIFY = 0x10A
+CKA_MODULUS = 0x120
+CKA_MODULUS_BITS = 0x121
+CKA_PUBLIC_EXPONENT = 0x122
 CKA_EXTRACTABLE = 0x162
 CKA_NEVER_EXTRACTABLE = 0x164
 CKA_ALWAYS_SENSITIVE = 0x165
 CKA_EC_PARAMS = 0x180
 CKA_EC_POINT = 0x181
-# DER of the OID of prime256v1 (P-256), the only curve the keys are made on: OpenSSL 3's
-# pkcs11 engine signs CSRs with EC keys, not with RSA ones.
+# DER of the OID of prime256v1 (P-256), the only curve the keys of the tiers are made on:
+# OpenSSL 3's pkcs11 engine signs CSRs with EC keys, not with RSA ones. A CA's key may also be
+# made on P-384, or be RSA.
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")
+P384_PARAMS = bytes.fromhex("06052b81040022")
+EC_KEY_TYPES = {P256_PARAMS: "ecdsa-p256", P384_PARAMS: "ecdsa-p384"}
+RSA_KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096")
+# What a token makes and signs with, by the key_type option's names.
+TOKEN_KEY_TYPES = tuple(EC_KEY_TYPES.values()) + RSA_KEY_TYPES
+# DigestInfo (RFC 8017, 9.2) before the digest, for CKM_RSA_PKCS.
+_DIGEST_INFO = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
 
 # The engine's file name in OpenSSL's engines directory (Debian's libengine-pkcs11-openssl puts
 # it there, /usr/lib/<architecture>-linux-gnu/engines-3 for OpenSSL 3).
 ENGINE_FILE = "pkcs11.so"
+# The Python binding, by the names its packages have.
+BINDING_PACKAGES = "python3-pykcs11 on Debian, PyKCS11 from PyPI"
 
 
 class TokenError(Exception):
     """A problem with the module library, the token, the PIN or the key, worded for the operator."""
 
 
-class _Attribute(ctypes.Structure):
-    _fields_ = [("type", CK_ULONG), ("pValue", ctypes.c_void_p), ("ulValueLen", CK_ULONG)]
+def _binding():
+    """PyKCS11, or a TokenError that names the package to install."""
+    try:
+        import PyKCS11
+    except ImportError as exc:
+        raise TokenError("the Python PKCS#11 binding PyKCS11 is not installed on this host (%s); install it "
+                         "(%s)" % (exc, BINDING_PACKAGES))
+    return PyKCS11
 
 
-class _Mechanism(ctypes.Structure):
-    _fields_ = [("mechanism", CK_ULONG), ("pParameter", ctypes.c_void_p), ("ulParameterLen", CK_ULONG)]
+def binding_installed():
+    """Whether PyKCS11 imports here."""
+    try:
+        _binding()
+    except TokenError:
+        return False
+    return True
 
 
 def _rv_name(rv):
-    return _CKR_NAMES.get(rv, "CKR 0x%x" % rv)
+    """The CKR_* name of a PKCS#11 return value."""
+    try:
+        from PyKCS11 import CKR
+    except ImportError:
+        CKR = {}
+    return CKR.get(rv) or "CKR 0x%x" % rv
 
 
-class _Template:
-    """A CK_ATTRIBUTE array whose values stay alive as long as the template."""
-
-    def __init__(self, items):
-        self._buffers = []
-        self.array = (_Attribute * len(items))()
-        for index, (kind, value) in enumerate(items):
-            if isinstance(value, bool):
-                value = bytes([1 if value else 0])
-            elif isinstance(value, int):
-                value = bytes(CK_ULONG(value))
-            elif isinstance(value, str):
-                value = value.encode("utf-8")
-            buf = ctypes.create_string_buffer(value, len(value))
-            self._buffers.append(buf)
-            self.array[index] = _Attribute(kind, ctypes.cast(buf, ctypes.c_void_p), len(value))
-
-    def __len__(self):
-        return len(self.array)
+def _error_name(exc):
+    """The CKR_* name of a PyKCS11Error."""
+    return _rv_name(exc.value) if exc.value >= 0 else str(exc)
 
 
-def ec_point_to_public_key(ec_point):
+def check_library(module_path):
+    """The module library is an absolute path, loads, and is a PKCS#11 library.
+
+    Asked of the dynamic linker (ctypes) before PyKCS11 loads it: PyKCS11 prints the linker's
+    complaint about a library that does not load on standard output (where an Ansible module's
+    answer goes) and only tells that loading failed."""
+    if not os.path.isabs(module_path):
+        raise TokenError("PKCS#11 module %r: give the absolute path of the library" % module_path)
+    if not os.path.exists(module_path):
+        raise TokenError("PKCS#11 module %s: no such file (is the HSM's or SoftHSM2's library installed?)"
+                         % module_path)
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(module_path)
+    except OSError as exc:
+        raise TokenError("PKCS#11 module %s: cannot load it: %s" % (module_path, exc))
+    for name in ("C_Initialize", "C_GetFunctionList"):
+        if not hasattr(lib, name):
+            raise TokenError("PKCS#11 module %s: not a PKCS#11 library (no %s)" % (module_path, name))
+
+
+def ec_point_to_public_key(ec_point, params=P256_PARAMS):
     """The public key from CKA_EC_POINT: a DER OCTET STRING around the point, or the bare point."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    curve = {P256_PARAMS: ec.SECP256R1, P384_PARAMS: ec.SECP384R1}.get(params)
+    if curve is None:
+        raise TokenError("the token's EC key is on a curve other than P-256 and P-384 (CKA_EC_PARAMS %s)"
+                         % params.hex())
     point = ec_point
     if len(ec_point) > 2 and ec_point[0] == 0x04 and ec_point[1] == len(ec_point) - 2:
         point = ec_point[2:]
+    elif len(ec_point) > 3 and ec_point[0] == 0x04 and ec_point[1] == 0x81 and ec_point[2] == len(ec_point) - 3:
+        point = ec_point[3:]
     try:
-        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve(), point)
     except ValueError as exc:
-        raise TokenError("the token's public key is not a P-256 point: %s" % exc)
+        raise TokenError("the token's public key is not a %s point: %s"
+                         % ("P-256" if params == P256_PARAMS else "P-384", exc))
+
+
+def public_key_of(found):
+    """The public key (cryptography) of a key pair as :meth:`Token.key` describes it."""
+    if found["key_type"] in RSA_KEY_TYPES or found.get("modulus"):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        return rsa.RSAPublicNumbers(int.from_bytes(found["public_exponent"], "big"),
+                                    int.from_bytes(found["modulus"], "big")).public_key()
+    return ec_point_to_public_key(found["ec_point"], found.get("ec_params") or P256_PARAMS)
 
 
 class Token:
@@ -129,57 +179,55 @@ class Token:
     def __init__(self, module_path, token_label, pin):
         self.module_path = module_path
         self.token_label = token_label
-        if not os.path.isabs(module_path):
-            raise TokenError("PKCS#11 module %r: give the absolute path of the library" % module_path)
-        if not os.path.exists(module_path):
-            raise TokenError("PKCS#11 module %s: no such file (is the HSM's or SoftHSM2's library installed?)"
-                             % module_path)
-        try:
-            self.lib = ctypes.CDLL(module_path)
-        except OSError as exc:
-            raise TokenError("PKCS#11 module %s: cannot load it: %s" % (module_path, exc))
-        for name in ("C_Initialize", "C_GetSlotList", "C_OpenSession", "C_Login"):
-            if not hasattr(self.lib, name):
-                raise TokenError("PKCS#11 module %s: not a PKCS#11 library (no %s)" % (module_path, name))
         self.session = None
-        self._call("C_Initialize", None, allow=(CKR_CRYPTOKI_ALREADY_INITIALIZED,))
-        self.slot = self._find_slot()
-        session = CK_ULONG()
-        self._call("C_OpenSession", CK_ULONG(self.slot), CK_ULONG(CKF_SERIAL_SESSION | CKF_RW_SESSION),
-                   None, None, ctypes.byref(session))
-        self.session = session
-        pin_bytes = (pin or "").encode("utf-8")
-        rv = self.lib.C_Login(session, CK_ULONG(CKU_USER), ctypes.c_char_p(pin_bytes), CK_ULONG(len(pin_bytes)))
-        if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
-            hint = {0xA0: "wrong PIN", 0xA4: "the PIN is locked", 0xA2: "the PIN has a length the token refuses",
-                    0xA1: "the PIN has characters the token refuses"}.get(rv, "login refused")
+        self.lib = None
+        check_library(module_path)
+        self.pkcs11 = _binding()
+        self.lib = self.pkcs11.PyKCS11Lib()
+        try:
+            self.lib.load(module_path)
+        except self.pkcs11.PyKCS11Error as exc:
             self.close()
-            raise TokenError("PKCS#11 token %r (module %s): %s (%s)" % (token_label, module_path, hint, _rv_name(rv)))
+            raise TokenError("PKCS#11 module %s: cannot initialise it: %s" % (module_path, _error_name(exc)))
+        try:
+            self.slot = self._find_slot()
+            self.session = self._call("C_OpenSession", self.lib.openSession, self.slot, CKF_RW_SESSION)
+            self._login(pin)
+        except BaseException:
+            self.close()
+            raise
 
-    def _call(self, name, *args, **kwargs):
-        rv = getattr(self.lib, name)(*args)
-        if rv != CKR_OK and rv not in kwargs.get("allow", ()):
+    def _login(self, pin):
+        try:
+            self.session.login(pin or "", CKU_USER)
+        except self.pkcs11.PyKCS11Error as exc:
+            if exc.value == CKR_USER_ALREADY_LOGGED_IN:
+                return
+            hint = {0xA0: "wrong PIN", 0xA4: "the PIN is locked", 0xA2: "the PIN has a length the token refuses",
+                    0xA1: "the PIN has characters the token refuses"}.get(exc.value, "login refused")
+            raise TokenError("PKCS#11 token %r (module %s): %s (%s)"
+                             % (self.token_label, self.module_path, hint, _error_name(exc)))
+
+    def _call(self, name, func, *args, **kwargs):
+        """``func(*args)``, a PyKCS11 call; its PyKCS11Error as a TokenError naming ``name``."""
+        try:
+            return func(*args, **kwargs)
+        except self.pkcs11.PyKCS11Error as exc:
             raise TokenError("PKCS#11 token %r (module %s): %s failed: %s"
-                             % (self.token_label, self.module_path, name, _rv_name(rv)))
-        return rv
+                             % (self.token_label, self.module_path, name, _error_name(exc)))
 
     def _find_slot(self):
-        count = CK_ULONG()
-        self._call("C_GetSlotList", CK_BBOOL(1), None, ctypes.byref(count))
-        slots = (CK_ULONG * max(count.value, 1))()
-        self._call("C_GetSlotList", CK_BBOOL(1), slots, ctypes.byref(count))
         labels = []
-        for slot in list(slots)[:count.value]:
-            # CK_TOKEN_INFO: label[32], manufacturerID[32], model[16], serialNumber[16], flags, ...
-            info = ctypes.create_string_buffer(1024)
-            if self.lib.C_GetTokenInfo(CK_ULONG(slot), info) != CKR_OK:
+        for slot in self._call("C_GetSlotList", self.lib.getSlotList, tokenPresent=True):
+            try:
+                info = self.lib.getTokenInfo(slot)
+            except self.pkcs11.PyKCS11Error:
                 continue
-            label = info.raw[:32].decode("utf-8", "replace").rstrip(" \x00")
-            flags = CK_ULONG.from_buffer_copy(info.raw[96:96 + ctypes.sizeof(CK_ULONG)]).value
-            if not flags & CKF_TOKEN_INITIALIZED:
+            label = info.label.rstrip(" \x00")
+            if not info.flags & CKF_TOKEN_INITIALIZED:
                 continue
             if label == self.token_label:
-                if flags & CKF_USER_PIN_LOCKED:
+                if info.flags & CKF_USER_PIN_LOCKED:
                     raise TokenError("PKCS#11 token %r (module %s): the user PIN is locked"
                                      % (self.token_label, self.module_path))
                 return slot
@@ -188,37 +236,49 @@ class Token:
                          % (self.module_path, self.token_label, ", ".join(repr(x) for x in labels) or "none"))
 
     def close(self):
+        """Log out, close the session and finalise the library (a later Token initialises it again)."""
         if self.session is not None:
-            self.lib.C_Logout(self.session)
-            self.lib.C_CloseSession(self.session)
+            for step in (self.session.logout, self.session.closeSession):
+                try:
+                    step()
+                except self.pkcs11.PyKCS11Error:
+                    pass
             self.session = None
-        self.lib.C_Finalize(None)
+        if self.lib is not None:
+            # PyKCS11 1.5.13 and later count the users of a library and finalise it with the last;
+            # 1.5.12 (Debian 12) finalises it when its object goes.
+            unload = getattr(self.lib, "unload", None)
+            if unload is not None:
+                unload()
+            else:
+                self.lib.lib.Unload()
+            self.lib = None
 
     def find(self, label, object_class):
-        template = _Template([(CKA_CLASS, object_class), (CKA_LABEL, label)])
-        self._call("C_FindObjectsInit", self.session, template.array, CK_ULONG(len(template)))
-        handles = (CK_ULONG * 16)()
-        count = CK_ULONG()
-        try:
-            self._call("C_FindObjects", self.session, handles, CK_ULONG(16), ctypes.byref(count))
-        finally:
-            self.lib.C_FindObjectsFinal(self.session)
-        return list(handles)[:count.value]
+        return self._call("C_FindObjects", self.session.findObjects, [(CKA_CLASS, object_class), (CKA_LABEL, label)])
+
+    def labels(self, object_class=CKO_PRIVATE_KEY):
+        """The labels of every object of ``object_class`` in the token, sorted."""
+        found = set()
+        for handle in self._call("C_FindObjects", self.session.findObjects, [(CKA_CLASS, object_class)]):
+            found.add(self.attribute(handle, CKA_LABEL).decode("utf-8", "replace"))
+        return sorted(found)
+
+    def attributes(self, handle, kinds):
+        """The values of the attributes ``kinds`` of an object, as bytes (None for one it lacks)."""
+        values = self._call("C_GetAttributeValue", self.session.getAttributeValue, handle, list(kinds), True)
+        return [None if value is None else bytes(value) for value in values]
 
     def attribute(self, handle, kind):
-        attr = (_Attribute * 1)(_Attribute(kind, None, 0))
-        self._call("C_GetAttributeValue", self.session, CK_ULONG(handle), attr, CK_ULONG(1))
-        buf = ctypes.create_string_buffer(attr[0].ulValueLen)
-        attr[0].pValue = ctypes.cast(buf, ctypes.c_void_p)
-        self._call("C_GetAttributeValue", self.session, CK_ULONG(handle), attr, CK_ULONG(1))
-        return buf.raw[:attr[0].ulValueLen]
+        return self.attributes(handle, [kind])[0]
 
     def flag(self, handle, kind):
         return self.attribute(handle, kind) == b"\x01"
 
     def key(self, label):
-        """The key pair labelled ``label``: None when absent, else a dict with its public point
-        (CKA_EC_POINT) and how the token guards its private half."""
+        """The key pair labelled ``label``: None when absent, else a dict with its type (the
+        key_type option's name), its public half (CKA_EC_PARAMS and CKA_EC_POINT, or CKA_MODULUS
+        and CKA_PUBLIC_EXPONENT), its CKA_ID and how the token guards its private half."""
         private = self.find(label, CKO_PRIVATE_KEY)
         public = self.find(label, CKO_PUBLIC_KEY)
         if not private and not public:
@@ -227,38 +287,183 @@ class Token:
             raise TokenError("PKCS#11 token %r: label %r names %d private and %d public keys, not one of each; "
                              "remove the extra objects or choose another label"
                              % (self.token_label, label, len(private), len(public)))
-        return {"ec_point": self.attribute(public[0], CKA_EC_POINT), "handles": (private[0], public[0]),
-                "id": self.attribute(private[0], CKA_ID).hex(),
-                "sensitive": self.flag(private[0], CKA_SENSITIVE),
-                "extractable": self.flag(private[0], CKA_EXTRACTABLE)}
+        key_id, sensitive, extractable = self.attributes(private[0], [CKA_ID, CKA_SENSITIVE, CKA_EXTRACTABLE])
+        kind, params, point = self.attributes(public[0], [CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT])
+        found = {"handles": (private[0], public[0]), "id": (key_id or b"").hex(),
+                 "sensitive": sensitive == b"\x01", "extractable": extractable == b"\x01"}
+        # A CK_ULONG, in the host's byte order.
+        if kind is not None and int.from_bytes(kind, sys.byteorder) == CKK_RSA:
+            modulus, exponent = self.attributes(public[0], [CKA_MODULUS, CKA_PUBLIC_EXPONENT])
+            found.update(key_type="rsa%d" % int.from_bytes(modulus, "big").bit_length(), modulus=modulus,
+                         public_exponent=exponent, ec_point=None)
+        else:
+            found.update(key_type=EC_KEY_TYPES.get(params, "ec"), ec_params=params, ec_point=point)
+        return found
 
-    def generate(self, label):
-        """A new P-256 key pair on the token: the private half sensitive and never extractable."""
+    def generate(self, label, key_type="ecdsa-p256"):
+        """A new key pair on the token, of ``key_type`` (P-256 unless a CA asks for another):
+        the private half sensitive and never extractable."""
         key_id = os.urandom(8)
-        public = _Template([(CKA_TOKEN, True), (CKA_LABEL, label), (CKA_ID, key_id), (CKA_VERIFY, True),
-                            (CKA_EC_PARAMS, P256_PARAMS)])
-        private = _Template([(CKA_TOKEN, True), (CKA_PRIVATE, True), (CKA_LABEL, label), (CKA_ID, key_id),
-                             (CKA_SIGN, True), (CKA_SENSITIVE, True), (CKA_EXTRACTABLE, False)])
-        mechanism = _Mechanism(CKM_EC_KEY_PAIR_GEN, None, 0)
-        h_public, h_private = CK_ULONG(), CK_ULONG()
-        self._call("C_GenerateKeyPair", self.session, ctypes.byref(mechanism), public.array,
-                   CK_ULONG(len(public)), private.array, CK_ULONG(len(private)),
-                   ctypes.byref(h_public), ctypes.byref(h_private))
+        public = [(CKA_TOKEN, True), (CKA_LABEL, label), (CKA_ID, key_id), (CKA_VERIFY, True)]
+        private = [(CKA_TOKEN, True), (CKA_PRIVATE, True), (CKA_LABEL, label), (CKA_ID, key_id),
+                   (CKA_SIGN, True), (CKA_SENSITIVE, True), (CKA_EXTRACTABLE, False)]
+        if key_type in RSA_KEY_TYPES:
+            public += [(CKA_MODULUS_BITS, int(key_type[3:])), (CKA_PUBLIC_EXPONENT, b"\x01\x00\x01")]
+            mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN
+        else:
+            params = dict((name, params) for params, name in EC_KEY_TYPES.items()).get(key_type)
+            if params is None:
+                raise TokenError("key type %s cannot be made in a PKCS#11 token; choose one of %s"
+                                 % (key_type, ", ".join(TOKEN_KEY_TYPES)))
+            public.append((CKA_EC_PARAMS, params))
+            mechanism = CKM_EC_KEY_PAIR_GEN
+        self._call("C_GenerateKeyPair", self.session.generateKeyPair, public, private,
+                   self.pkcs11.Mechanism(mechanism, None))
 
     def relabel(self, label, new_label):
         """Give both halves of the key pair ``label`` the label ``new_label`` (its CKA_ID, and so
         the URI nginx uses, stays)."""
         handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
         for handle in handles:
-            template = _Template([(CKA_LABEL, new_label)])
-            self._call("C_SetAttributeValue", self.session, CK_ULONG(handle), template.array, CK_ULONG(1))
+            self._call("C_SetAttributeValue", self.session.setAttributeValue, handle, [(CKA_LABEL, new_label)])
         return bool(handles)
 
     def destroy(self, label):
         handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
         for handle in handles:
-            self._call("C_DestroyObject", self.session, CK_ULONG(handle))
+            self._call("C_DestroyObject", self.session.destroyObject, handle)
         return bool(handles)
+
+    def sign(self, label, data, mechanism):
+        """The signature the private key ``label`` makes over ``data`` with ``mechanism`` (raw:
+        CKM_ECDSA gives r||s, CKM_RSA_PKCS the PKCS#1 v1.5 block over a DigestInfo)."""
+        private = self.find(label, CKO_PRIVATE_KEY)
+        if len(private) != 1:
+            raise TokenError("PKCS#11 token %r: label %r names %d private keys, not one"
+                             % (self.token_label, label, len(private)))
+        return bytes(self._call("C_Sign", self.session.sign, private[0], data, self.pkcs11.Mechanism(mechanism, None)))
+
+
+def token_key_argument_spec():
+    """The argument spec of an option that names a key in a token (privatekey_pkcs11 of
+    mtls.nginx.ca, ca_privatekey_pkcs11 of mtls.nginx.certificate): module_path, token_label,
+    pin, key_label. The modules document it with the option."""
+    return dict(type="dict", no_log=False, options=dict(
+        module_path=dict(type="path", required=True),
+        token_label=dict(type="str", required=True, no_log=False),
+        pin=dict(type="str", required=True, no_log=True),
+        key_label=dict(type="str", required=True, no_log=False),
+    ))
+
+
+class TokenSigningKey:
+    """A CA's private key in a PKCS#11 token, where a key file would be: its public half comes
+    out (:meth:`public_key`), and it signs inside the token (:meth:`sign_tbs`, which
+    ``_crypto`` calls for the bytes a certificate or CRL is made of).
+
+    Every step opens the token, logs in and closes it again, so that no two sessions of one
+    library are ever open at once. Problems are raised as ``error`` (the caller's exception
+    class), naming ``option``, the key's label and the token. With ``create`` (a key type), a
+    missing key pair is made in the token when its public key is first asked for."""
+
+    def __init__(self, module_path, token_label, pin, key_label, option="privatekey_pkcs11", error=TokenError,
+                 create=None):
+        self.module_path = module_path
+        self.token_label = token_label
+        self.pin = pin
+        self.key_label = key_label
+        self.option = option
+        self.error = error
+        self.create = create
+        self.name = "%s (key %r in PKCS#11 token %r)" % (option, key_label, token_label)
+        self._public = None
+        self._key_type = None
+        if not key_label or any(ord(ch) < 0x20 for ch in key_label):
+            raise error("%s: key_label %r: give a non-empty label without control characters" % (option, key_label))
+        if not token_label:
+            raise error("%s: token_label is empty; give the label of the token" % option)
+
+    def _run(self, step, *args):
+        token = None
+        try:
+            token = Token(self.module_path, self.token_label, self.pin)
+            return step(token, *args)
+        except TokenError as exc:
+            raise self.error("%s, key %r: %s" % (self.option, self.key_label, exc))
+        finally:
+            if token is not None:
+                token.close()
+
+    def _lookup(self, token):
+        found = token.key(self.key_label)
+        if found is None:
+            return None, token.labels()
+        if found["extractable"] or not found["sensitive"]:
+            raise TokenError("PKCS#11 token %r: the private key %r can leave the token (%s); a CA key must not: "
+                             "make a new one under another label"
+                             % (self.token_label, self.key_label,
+                                "extractable" if found["extractable"] else "not sensitive"))
+        return found, None
+
+    def lookup(self):
+        """The public key, or None when the token has no key pair labelled so."""
+        if self._public is None:
+            found, _labels = self._run(self._lookup)
+            if found is not None:
+                self._remember(found)
+        return self._public
+
+    def _remember(self, found):
+        try:
+            self._public = public_key_of(found)
+        except TokenError as exc:
+            raise self.error("%s: %s" % (self.name, exc))
+        self._key_type = found["key_type"]
+
+    def _make(self, token, key_type):
+        found, labels = self._lookup(token)
+        if found is None:
+            token.generate(self.key_label, key_type)
+            found, labels = self._lookup(token)
+        return found, labels
+
+    def public_key(self):
+        """The public key; the key pair is made first when it is missing and ``create`` asks."""
+        if self._public is not None:
+            return self._public
+        found, labels = self._run(self._make, self.create) if self.create else self._run(self._lookup)
+        if found is None:
+            raise self.error("%s: no key labelled %r in PKCS#11 token %r (module %s); private keys present: %s"
+                             % (self.option, self.key_label, self.token_label, self.module_path,
+                                ", ".join(repr(x) for x in labels) or "none"))
+        self._remember(found)
+        return self._public
+
+    @property
+    def key_type(self):
+        self.public_key()
+        return self._key_type
+
+    def sign_tbs(self, data, hash_algorithm):
+        """The signature of ``data`` as X.509 carries it: an ECDSA-Sig-Value (DER) for an EC
+        key, the PKCS#1 v1.5 signature for an RSA key; ``hash_algorithm`` (cryptography's) is
+        the digest the signature algorithm names."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        digest = hashes.Hash(hash_algorithm)
+        digest.update(data)
+        digest = digest.finalize()
+        if self.key_type in RSA_KEY_TYPES:
+            prefix = _DIGEST_INFO.get(hash_algorithm.name)
+            if prefix is None:
+                raise self.error("%s: cannot sign with %s" % (self.name, hash_algorithm.name))
+            return self._run(lambda token: token.sign(self.key_label, prefix + digest, CKM_RSA_PKCS))
+        raw = self._run(lambda token: token.sign(self.key_label, digest, CKM_ECDSA))
+        if not raw or len(raw) % 2:
+            raise self.error("%s: the token returned an ECDSA signature of %d bytes" % (self.name, len(raw)))
+        half = len(raw) // 2
+        return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
 
 def key_uri(token_label, key_label=None, key_id=None):
@@ -398,11 +603,26 @@ def run_as_user(user, groups=()):
     return entry.pw_uid, entry.pw_gid, sorted(set(gids)), user
 
 
+def _preload():
+    """Import here what the child's steps import (ctypes, PyKCS11, cryptography's key classes):
+    the user the child runs as may not be able to read them (an interpreter, or the module's
+    payload, in root's directories)."""
+    import ctypes  # noqa: F401 - imported for the child
+
+    binding_installed()
+    try:
+        from cryptography.hazmat.primitives import serialization  # noqa: F401 - imported for the child
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401 - imported for the child
+    except ImportError:
+        pass
+
+
 def in_child(run_as, func, *args):
     """``func(*args)`` in a child process running as ``run_as`` (uid, gid, groups, name); its
     result (JSON-able) or its TokenError comes back. Without ``run_as``, it runs here."""
     if run_as is None:
         return func(*args)
+    _preload()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -448,6 +668,9 @@ def _inspect(module_path, token_label, pin, key_label, create, want_public=True)
                     "extractable": key["extractable"], "key_id": key["id"]}
         from cryptography.hazmat.primitives import serialization
 
+        if key["key_type"] != "ecdsa-p256":
+            raise TokenError("PKCS#11 token %r: the key %r is %s; a tier's key must be EC P-256"
+                             % (token_label, key_label, key["key_type"]))
         public_key = ec_point_to_public_key(key["ec_point"])
         pem = public_key.public_bytes(serialization.Encoding.PEM,
                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
@@ -521,8 +744,15 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
             found = in_child(run_as, _destroy, module_path, token_label, pin, key_label)
         return {"changed": bool(found), "exists": False, "uri": uri, "engine_path": engine_path}
     create = state == "present" and not check_mode
-    # A check needs no cryptography library: it may run before the host has one.
-    found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check")
+    if state == "check" and not engine_required and not binding_installed():
+        # Before the run installs PyKCS11 (with the engine, mtls_nginx_pkcs11_packages), a check
+        # goes on with the library alone, as it does without the engine; the play checks the
+        # token, the PIN and the key once they are installed (engine_required).
+        in_child(run_as, check_library, module_path)
+        found = {"exists": False, "created": False}
+    else:
+        # A check needs no cryptography library: it may run before the host has one.
+        found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check")
     result = {"changed": found["created"] or (state == "present" and not found["exists"]),
               "exists": found["exists"], "key_id": found.get("key_id", ""),
               "uri": key_uri(token_label, key_label, found.get("key_id")),

@@ -257,13 +257,18 @@ class Signer:
 
 
 class SignerFiles:
-    """The files of a signing CA, named by the option ``option`` (ca_path, parent_path)."""
+    """The files of a signing CA, named by the option ``option`` (ca_path, parent_path); its
+    key is the file ``privatekey_path``, or with ``pkcs11`` (the options of ``pkcs11_option``:
+    module_path, token_label, pin, key_label) a key that stays in a PKCS#11 token."""
 
-    def __init__(self, path, privatekey_path, passphrase=None, option="ca_path"):
+    def __init__(self, path, privatekey_path, passphrase=None, option="ca_path", pkcs11=None,
+                 pkcs11_option="ca_privatekey_pkcs11"):
         self.path = path
         self.privatekey_path = privatekey_path
         self.passphrase = passphrase
         self.option = option
+        self.pkcs11 = pkcs11
+        self.pkcs11_option = pkcs11_option
 
     def load(self):
         """Read and cross-check the CA: its certificate file (the CA first, then optionally its
@@ -275,6 +280,12 @@ class SignerFiles:
         ca_cert = bundle[0]
         if not is_ca(ca_cert):
             raise PKIError("%s: not a CA certificate (basicConstraints CA:TRUE missing)" % self.path)
+        if self.pkcs11:
+            # The key is never made here: a signing CA's key is the one its certificate holds.
+            ca_key = token_signing_key(self.pkcs11, self.pkcs11_option)
+            if not same_public_key(ca_cert.public_key(), ca_key.public_key()):
+                raise PKIError("%s: private key does not belong to CA certificate %s" % (ca_key.name, self.path))
+            return Signer(self.path, ca_cert, ca_key, bundle)
         key_data = read_file(self.privatekey_path)
         if key_data is None:
             raise PKIError("%s: CA private key not found" % self.privatekey_path)
@@ -311,6 +322,66 @@ class KeyFile:
     def ensure(self, reasons):
         """The key, loaded when it fits, else generated; ``save`` it once every input is read."""
         return _Key(self.path, self.key_type, self.passphrase, reasons)
+
+
+def token_signing_key(options, option, create=None):
+    """The key in a PKCS#11 token that the dict ``options`` (module_path, token_label, pin,
+    key_label) of the option ``option`` names, as a :class:`_pkcs11.TokenSigningKey` whose
+    problems are PKIErrors; with ``create`` (a key type), made in the token when it is missing."""
+    from ._pkcs11 import TokenSigningKey
+
+    options = options or {}
+    missing = [name for name in ("module_path", "token_label", "key_label") if not options.get(name)]
+    if missing:
+        raise PKIError("%s: %s missing" % (option, ", ".join(missing)))
+    return TokenSigningKey(options["module_path"], options["token_label"], options.get("pin") or "",
+                           options["key_label"], option, PKIError, create)
+
+
+class TokenKeyFile:
+    """A CA's private key in a PKCS#11 token (privatekey_pkcs11), where :class:`KeyFile` is a
+    file: looked up in the token and, when missing, made there (never in check mode) once the
+    certificate needs its public key. Nothing of it is ever written to a file."""
+
+    def __init__(self, options, key_type="ecdsa-p256", check_mode=False, option="privatekey_pkcs11"):
+        from ._pkcs11 import TOKEN_KEY_TYPES
+
+        self.key_type = key_type or "ecdsa-p256"
+        if self.key_type not in TOKEN_KEY_TYPES:
+            raise PKIError("key_type %s: a PKCS#11 token makes %s keys only" % (self.key_type, ", ".join(TOKEN_KEY_TYPES)))
+        self.check_mode = check_mode
+        self.signer = token_signing_key(options, option, create=self.key_type)
+        # Named in messages where a key file's path would be.
+        self.path = self.signer.name
+
+    def ensure(self, reasons):
+        return _TokenKey(self, reasons)
+
+
+class _TokenKey:
+    """The key of a :class:`TokenKeyFile`, as :class:`_Key` is a key file's: ``key`` signs
+    (in the token), ``new`` when the token has none yet."""
+
+    rekeyed = None
+
+    def __init__(self, key_file, reasons):
+        signer = key_file.signer
+        self.path = key_file.path
+        public_key = signer.lookup()
+        self.new = public_key is None
+        self.key = signer
+        if public_key is None:
+            reasons.append("no key labelled %r in PKCS#11 token %r" % (signer.key_label, signer.token_label))
+            if key_file.check_mode:
+                # Nothing is made in the token in check mode: a throwaway key shows what would be signed.
+                self.key = generate_private_key(key_file.key_type)
+        elif key_type_of(public_key) != key_file.key_type:
+            found = key_type_of(public_key)
+            raise PKIError("%s: the key is %s, key_type asks %s; a key in a token is never replaced: give key_type %s "
+                           "or another key_label" % (self.path, found, key_file.key_type, found))
+
+    def save(self, files):
+        """Nothing to write: the key stays in the token."""
 
 
 class Revocations:
@@ -409,18 +480,32 @@ class CertificateAuthority:
                  parent_path=None, parent_privatekey_path=None, parent_privatekey_passphrase=None,
                  chain_path=None, crl_path=None, revoked_serials=None, revoked_certificates=None,
                  crl_valid_days=7, crl_renew_before_days=2,
-                 mode="0644", privatekey_mode="0600", owner=None, group=None):
+                 mode="0644", privatekey_mode="0600", owner=None, group=None,
+                 ledger_path=None, lock_timeout=300.0, lock_holder="",
+                 privatekey_pkcs11=None, parent_privatekey_pkcs11=None):
         _check_validity(valid_days, renew_before_days)
         self.crl = CrlFile(crl_path, crl_valid_days, crl_renew_before_days) if crl_path else None
-        if bool(parent_path) != bool(parent_privatekey_path):
-            raise PKIError("parent_path and parent_privatekey_path go together: an intermediate CA needs both")
+        if bool(privatekey_path) == bool(privatekey_pkcs11):
+            raise PKIError("give the CA's key as privatekey_path (a file) or as privatekey_pkcs11 (a key in a "
+                           "PKCS#11 token), %s" % ("not both" if privatekey_path else "one of them"))
+        if parent_privatekey_path and parent_privatekey_pkcs11:
+            raise PKIError("give the parent CA's key as parent_privatekey_path or as parent_privatekey_pkcs11, not both")
+        if bool(parent_path) != bool(parent_privatekey_path or parent_privatekey_pkcs11):
+            raise PKIError("parent_path and parent_privatekey_path go together: an intermediate CA needs both "
+                           "(or parent_path and parent_privatekey_pkcs11, the parent's key in a PKCS#11 token)")
         if path_length is not None and path_length < 0:
             raise PKIError("path_length must be 0 or more, not %d" % path_length)
         self.files = Files(writer, mode, privatekey_mode, owner, group)
-        self.key_file = KeyFile(privatekey_path, privatekey_passphrase, key_type)
-        self.parent = (SignerFiles(parent_path, parent_privatekey_path, parent_privatekey_passphrase, "parent_path")
+        if privatekey_pkcs11:
+            self.key_file = TokenKeyFile(privatekey_pkcs11, key_type, self.files.check_mode)
+        else:
+            self.key_file = KeyFile(privatekey_path, privatekey_passphrase, key_type)
+        self.parent = (SignerFiles(parent_path, parent_privatekey_path, parent_privatekey_passphrase, "parent_path",
+                                   parent_privatekey_pkcs11, "parent_privatekey_pkcs11")
                        if parent_path else None)
         self.revocations = Revocations(revoked_serials, revoked_certificates)
+        self.ledger_path = ledger_path
+        self.lock = (lock_timeout, lock_holder)
         self.path = path
         self.chain_path = chain_path
         self.common_name = common_name
@@ -429,6 +514,14 @@ class CertificateAuthority:
         self.path_length = path_length
 
     def ensure(self):
+        """The CA and its CRL, under the lock of the CA's directory: a CRL number is never used
+        twice and a revocation recorded meanwhile is never lost."""
+        from ._ledger import locked
+
+        with locked(_dirname(self.path), self.lock[1] or "ca", self.lock[0], self.files.check_mode):
+            return self._ensure()
+
+    def _ensure(self):
         # Every input is read and checked before anything is written.
         parent = None
         if self.parent:
@@ -440,6 +533,11 @@ class CertificateAuthority:
         key = self.key_file.ensure(reasons)
         subject = name_from_cn(self.common_name)
         revoked_serials = Revocations.serials_of(revoked, subject, key)
+        if self.ledger_path:
+            from ._ledger import Ledger
+
+            # What the CA revoked itself (mtls.nginx.ledger): every CRL of every generation lists it.
+            revoked_serials |= {_parse_serial(serial) for serial in Ledger(self.ledger_path).revoked_serials()}
 
         cert = _load_existing_cert(self.path)
         if cert is None:
@@ -703,12 +801,18 @@ def load_request(csr_content=None, csr_path=None):
     return load_csr(data, csr_path)
 
 
-def sign(spec, signer, csr, files, certificate_content=None, path=None, chain_path=None):
+def sign(spec, signer, csr, files, certificate_content=None, path=None, chain_path=None, ledger=None,
+         issued_to=None):
     """Sign ``csr`` with ``signer``, unless the current certificate (``certificate_content``,
     or the file at ``path``) still fits; with ``path``, the result is written there too.
 
     Only the public key comes from the request (its signature proves the requester holds the
-    key); subject, names and purpose are what ``spec`` asks, never what the CSR asks."""
+    key); subject, names and purpose are what ``spec`` asks, never what the CSR asks.
+
+    With ``ledger`` (a :class:`_ledger.Ledger`), a key that belongs to a revoked certificate is
+    refused before anything is signed, and the certificate is recorded for ``issued_to`` (host,
+    tier, service), also one kept because it still fits, when the ledger does not know it yet."""
+    issued_to = issued_to or {}
     reasons = []
     cert = None
     if certificate_content:
@@ -722,8 +826,14 @@ def sign(spec, signer, csr, files, certificate_content=None, path=None, chain_pa
             reasons.extend(spec.drift(cert, csr.public_key(), "the CSR's key", signer))
     else:
         reasons.append("no current certificate given")
+    if reasons and ledger is not None:
+        ledger.refuse_revoked_key(csr.public_key(), " ".join(
+            part for part in (issued_to.get("tier"), "on " + issued_to["host"] if issued_to.get("host") else "") if part))
     if reasons:
         cert = spec.sign(csr.public_key(), signer)
+    if ledger is not None and issued_by(cert, signer.cert):
+        ledger.record(cert, issued_to.get("host", ""), issued_to.get("tier", ""), issued_to.get("service", ""))
+        ledger.save(files.writer)
     chain = signer.chain_pem(cert)
     if path:
         _write_leaf(files, cert, bool(reasons), path, chain_path, chain)
@@ -786,9 +896,9 @@ def _to_bytes(value):
 _SPEC_OPTIONS = ("common_name", "subject_alt_names", "valid_days", "renew_before_days")
 _FILES_OPTIONS = ("mode", "privatekey_mode", "owner", "group")
 _OTHER_OPTIONS = ("privatekey_path", "privatekey_passphrase", "privatekey_passphrase_file", "key_type",
-                  "ca_path", "ca_privatekey_path", "ca_privatekey_passphrase",
+                  "ca_path", "ca_privatekey_path", "ca_privatekey_passphrase", "ca_privatekey_pkcs11",
                   "path", "chain_path", "csr_path", "csr_content", "certificate_content", "public_key_content",
-                  "ca_content")
+                  "ca_content", "ledger_path", "lock_timeout", "lock_holder", "issued_to")
 
 
 def ensure_leaf(writer, purpose, operation="issue", **options):
@@ -814,8 +924,26 @@ def ensure_leaf(writer, purpose, operation="issue", **options):
         return request(spec, key_file, files, option("path"), option("csr_path"), option("chain_path"),
                        option("ca_content"))
     # Read the signer first: a broken CA must fail before any file is touched.
-    signer = SignerFiles(option("ca_path"), option("ca_privatekey_path"), option("ca_privatekey_passphrase")).load()
+    if option("ca_privatekey_path") and option("ca_privatekey_pkcs11"):
+        raise PKIError("give the CA's key as ca_privatekey_path or as ca_privatekey_pkcs11, not both")
+    signer = SignerFiles(option("ca_path"), option("ca_privatekey_path"), option("ca_privatekey_passphrase"),
+                         pkcs11=option("ca_privatekey_pkcs11")).load()
     if operation == "issue":
         return issue(spec, key_file, signer, files, option("path"), option("chain_path"))
     csr = load_request(option("csr_content"), option("csr_path"))
-    return sign(spec, signer, csr, files, option("certificate_content"), option("path"), option("chain_path"))
+    if not option("ledger_path"):
+        return sign(spec, signer, csr, files, option("certificate_content"), option("path"), option("chain_path"))
+    from ._ledger import Ledger, locked
+
+    # The signature and its record in the ledger are one step, under the CA directory's lock.
+    with locked(_dirname(option("ledger_path")), option("lock_holder") or "sign", option("lock_timeout", 300.0),
+                files.check_mode):
+        ledger = Ledger(option("ledger_path"))
+        return sign(spec, signer, csr, files, option("certificate_content"), option("path"), option("chain_path"),
+                    ledger, option("issued_to"))
+
+
+def _dirname(path):
+    import os
+
+    return os.path.dirname(os.path.abspath(os.path.expanduser(path)))

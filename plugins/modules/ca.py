@@ -29,18 +29,48 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
   - mtls.nginx.key_files
+  - mtls.nginx.ca_state
 options:
   path:
     description: Where the CA certificate (PEM) is written.
     type: path
     required: true
   privatekey_path:
-    description: Where the CA private key (PEM, PKCS#8) is kept or generated.
+    description:
+      - Where the CA private key (PEM, PKCS#8) is kept or generated.
+      - Required unless the key is in a PKCS#11 token (O(privatekey_pkcs11)).
     type: path
-    required: true
   privatekey_passphrase:
     description: Passphrase that encrypts the CA private key (when generated) and decrypts it.
     type: str
+  privatekey_pkcs11:
+    description:
+      - The CA's private key in a PKCS#11 token (an HSM, or SoftHSM2), in place of O(privatekey_path),
+        so that it never exists as a file. The key pair labelled O(privatekey_pkcs11.key_label) is made
+        inside the token when it is missing (not in check mode), sensitive and never extractable,
+        of O(key_type) (V(ecdsa-p256), V(ecdsa-p384) or an RSA type); the token signs the CA
+        certificate (a root's, with the key's own public half) and the CRL. A key of another type
+        than O(key_type), or one that could leave the token, is an error, never replaced.
+      - Mutually exclusive with O(privatekey_path) and O(privatekey_passphrase).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      module_path:
+        description: Absolute path of the token's PKCS#11 module library (the HSM vendor's, or SoftHSM2's C(/usr/lib/softhsm/libsofthsm2.so)).
+        type: path
+        required: true
+      token_label:
+        description: The label of the token (C(softhsm2-util --show-slots), C(pkcs11-tool --list-token-slots)).
+        type: str
+        required: true
+      pin:
+        description: The user PIN of the token. Never logged.
+        type: str
+        required: true
+      key_label:
+        description: The label (C(CKA_LABEL)) of the key pair in the token.
+        type: str
+        required: true
   common_name:
     description: Subject common name of the CA; at most 64 printable characters, none of C(;{}"\).
     type: str
@@ -63,11 +93,35 @@ options:
       - Omit for a self-signed root CA.
     type: path
   parent_privatekey_path:
-    description: Private key of the parent CA. Required with O(parent_path).
+    description: Private key of the parent CA. Required with O(parent_path), unless O(parent_privatekey_pkcs11) is given.
     type: path
   parent_privatekey_passphrase:
     description: Passphrase of the parent CA's private key.
     type: str
+  parent_privatekey_pkcs11:
+    description:
+      - The parent CA's private key in a PKCS#11 token, in place of O(parent_privatekey_path); it
+        must be there already (it is never made here) and belong to the certificate in O(parent_path).
+      - Mutually exclusive with O(parent_privatekey_path) and O(parent_privatekey_passphrase).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      module_path:
+        description: Absolute path of the token's PKCS#11 module library (the HSM vendor's, or SoftHSM2's C(/usr/lib/softhsm/libsofthsm2.so)).
+        type: path
+        required: true
+      token_label:
+        description: The label of the token (C(softhsm2-util --show-slots), C(pkcs11-tool --list-token-slots)).
+        type: str
+        required: true
+      pin:
+        description: The user PIN of the token. Never logged.
+        type: str
+        required: true
+      key_label:
+        description: The label (C(CKA_LABEL)) of the key pair in the token.
+        type: str
+        required: true
   chain_path:
     description:
       - Optional file holding this CA's certificate followed by the certificates in
@@ -102,6 +156,13 @@ options:
 notes:
   - Keep the CA key on the controller or in a vault; it never needs to reach an nginx host.
     The roles of this collection sign on the controller; only CSRs and certificates travel.
+  - With O(privatekey_pkcs11) or O(parent_privatekey_pkcs11), each signature logs in to the token
+    once (a wrong PIN counts against the token's retry limit, as any login does).
+requirements:
+  - With O(privatekey_pkcs11) or O(parent_privatekey_pkcs11), PyKCS11 >= 1.5.12 on the host the task
+    runs on (Debian's C(python3-pykcs11)) and the token's PKCS#11 module library
+  - With O(ledger_path), the CRL also lists every certificate the ledger holds as revoked. The whole
+    step (the CA, its CRL and its number) runs under the lock of the CA's directory.
 seealso:
   - module: mtls.nginx.certificate
 author:
@@ -142,6 +203,19 @@ EXAMPLES = r"""
           - 4F:2A:91:0C:7B:33:10:6E
         revoked_certificates:
           - "{{ pki_dir }}/retired/billing.pem"
+  delegate_to: localhost
+  run_once: true
+
+- name: Root CA whose key is made and kept in an HSM, never in a file
+  mtls.nginx.ca:
+    path: "{{ pki_dir }}/ca.pem"
+    privatekey_pkcs11:
+      module_path: /usr/lib/softhsm/libsofthsm2.so
+      token_label: ca
+      pin: "{{ vault_ca_token_pin }}"
+      key_label: mtls-root-ca
+    common_name: Example services CA
+    crl_path: "{{ pki_dir }}/ca.crl"
   delegate_to: localhost
   run_once: true
 """
@@ -198,9 +272,15 @@ crl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mtls.nginx.plugins.module_utils._argspec import argument_spec, file_options, key_type_option
+from ansible_collections.mtls.nginx.plugins.module_utils._argspec import (
+    argument_spec,
+    ca_state_options,
+    file_options,
+    key_type_option,
+)
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError, require_cryptography
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
+from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import token_key_argument_spec
 
 
 def main():
@@ -208,8 +288,10 @@ def main():
         argument_spec=argument_spec(
             file_options(),
             key_type_option(),
+            ca_state_options(),
             path=dict(type="path", required=True),
-            privatekey_path=dict(type="path", required=True, no_log=False),
+            privatekey_path=dict(type="path", no_log=False),
+            privatekey_pkcs11=token_key_argument_spec(),
             common_name=dict(type="str", required=True),
             valid_days=dict(type="int", default=3650),
             renew_before_days=dict(type="int", default=90),
@@ -218,6 +300,7 @@ def main():
             parent_path=dict(type="path"),
             parent_privatekey_path=dict(type="path", no_log=False),
             parent_privatekey_passphrase=dict(type="str", no_log=True),
+            parent_privatekey_pkcs11=token_key_argument_spec(),
             chain_path=dict(type="path"),
             crl_path=dict(type="path"),
             revoked_serials=dict(type="list", elements="str", default=[]),
@@ -225,7 +308,12 @@ def main():
             crl_valid_days=dict(type="int", default=7),
             crl_renew_before_days=dict(type="int", default=2),
         ),
-        required_together=[("parent_path", "parent_privatekey_path")],
+        # parent_path without a parent key is refused by CertificateAuthority, naming both options.
+        required_one_of=[("privatekey_path", "privatekey_pkcs11")],
+        required_by={"parent_privatekey_path": "parent_path", "parent_privatekey_pkcs11": "parent_path"},
+        mutually_exclusive=[("privatekey_path", "privatekey_pkcs11"), ("privatekey_passphrase", "privatekey_pkcs11"),
+                            ("parent_privatekey_path", "parent_privatekey_pkcs11"),
+                            ("parent_privatekey_passphrase", "parent_privatekey_pkcs11")],
         supports_check_mode=True,
     )
     require_cryptography(module)

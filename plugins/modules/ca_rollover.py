@@ -38,6 +38,16 @@ options:
     type: list
     elements: str
     default: [ca]
+  lock_timeout:
+    description:
+      - How long to wait, in seconds, for the exclusive lock of the CA's directory; when it runs
+        out, the task fails naming who holds it, and nothing moves.
+    type: float
+    default: 300
+  lock_holder:
+    description: What this run is, for whoever waits for the lock.
+    type: str
+    default: ""
 seealso:
   - module: mtls.nginx.ca
 author:
@@ -55,6 +65,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_waits:
+  description:
+    - Each wait for the lock of the CA's directory, which another run held (also shown as a warning) -
+      the directory, who held the lock when this run found it taken, and the seconds waited.
+  type: list
+  elements: dict
+  returned: always
+  sample: [{"path": "/var/lib/mtls-nginx/pki", "holder": "mtls.nginx.revoke (for web-1) on ctl-1 (pid 4242) since 2026-12-06T03:00:00Z", "seconds": 2.4}]
 generation:
   description: The generation that signs after this step.
   returned: always
@@ -86,6 +104,7 @@ moves:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
+from ansible_collections.mtls.nginx.plugins.module_utils._ledger import locked, wait_messages, waits
 from ansible_collections.mtls.nginx.plugins.module_utils._rollover import Rollover
 
 
@@ -95,14 +114,22 @@ def main():
             path=dict(type="path", required=True),
             phase=dict(type="str", required=True, choices=["promote", "retire"]),
             stems=dict(type="list", elements="str", default=["ca"]),
+            lock_timeout=dict(type="float", default=300.0),
+            lock_holder=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
     try:
-        rollover = Rollover(module.params["path"], module.params["stems"], check_mode=module.check_mode)
-        result = rollover.promote() if module.params["phase"] == "promote" else rollover.retire()
+        # The whole step under the CA directory's lock: no signature or CRL meets a half-moved CA.
+        with locked(module.params["path"], module.params["lock_holder"] or "ca_rollover " + module.params["phase"],
+                    module.params["lock_timeout"], module.check_mode):
+            rollover = Rollover(module.params["path"], module.params["stems"], check_mode=module.check_mode)
+            result = rollover.promote() if module.params["phase"] == "promote" else rollover.retire()
     except (PKIError, OSError) as exc:
         module.fail_json(msg=str(exc))
+    for message in wait_messages():
+        module.warn(message)
+    result["lock_waits"] = waits()
     module.exit_json(**result)
 
 

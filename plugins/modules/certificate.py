@@ -36,6 +36,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes
   - mtls.nginx.key_files
+  - mtls.nginx.ca_state
 options:
   operation:
     description:
@@ -122,11 +123,39 @@ options:
       - For V(install), optional; the CA bundle the certificate must chain to.
     type: path
   ca_privatekey_path:
-    description: The signing CA's private key (PEM). Required for V(issue) and V(sign).
+    description:
+      - The signing CA's private key (PEM). Required for V(issue) and V(sign), unless the key is
+        in a PKCS#11 token (O(ca_privatekey_pkcs11)).
     type: path
   ca_privatekey_passphrase:
     description: Passphrase of the signing CA's private key.
     type: str
+  ca_privatekey_pkcs11:
+    description:
+      - For V(issue) and V(sign), the signing CA's private key in a PKCS#11 token (an HSM, or
+        SoftHSM2), in place of O(ca_privatekey_path), as M(mtls.nginx.ca) makes it with
+        O(mtls.nginx.ca#module:privatekey_pkcs11). The token signs; the key must be there and
+        belong to the certificate in O(ca_path).
+      - Mutually exclusive with O(ca_privatekey_path) and O(ca_privatekey_passphrase).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      module_path:
+        description: Absolute path of the token's PKCS#11 module library (the HSM vendor's, or SoftHSM2's C(/usr/lib/softhsm/libsofthsm2.so)).
+        type: path
+        required: true
+      token_label:
+        description: The label of the token (C(softhsm2-util --show-slots), C(pkcs11-tool --list-token-slots)).
+        type: str
+        required: true
+      pin:
+        description: The user PIN of the token. Never logged.
+        type: str
+        required: true
+      key_label:
+        description: The label (C(CKA_LABEL)) of the CA's key pair in the token.
+        type: str
+        required: true
   purpose:
     description: Which side of mTLS the certificate is for; sets (or, for V(install), checks) the extended key usage.
     type: str
@@ -157,8 +186,34 @@ options:
     description: Reissue when the certificate expires within this many days.
     type: int
     default: 30
+  issued_to:
+    description:
+      - With V(sign) and O(ledger_path), whom the certificate is for, as the ledger records it.
+      - With O(ledger_path), V(sign) refuses a CSR whose public key belongs to a certificate the
+        ledger lists as revoked, naming it, before anything is signed; only a new key comes back.
+        The certificate signed, or the current one kept, is recorded in the ledger under the lock
+        of the CA's directory, in the same step.
+    type: dict
+    default: {}
+    suboptions:
+      host:
+        description: The inventory host it is for.
+        type: str
+        default: ""
+      tier:
+        description: The config name of the tier it is for.
+        type: str
+        default: ""
+      service:
+        description: The service of the mesh it is for, if any.
+        type: str
+        default: ""
+requirements:
+  - With O(ca_privatekey_pkcs11), PyKCS11 >= 1.5.12 on the host the task runs on (Debian's
+    C(python3-pykcs11)) and the token's PKCS#11 module library
 seealso:
   - module: mtls.nginx.ca
+  - module: mtls.nginx.ledger
 author:
   - mtls.nginx contributors (@mtls-nginx)
 """
@@ -210,6 +265,22 @@ EXAMPLES = r"""
   delegate_to: localhost
   become: false
   register: signed
+
+# Or with a CA whose key is in an HSM (mtls.nginx.ca's privatekey_pkcs11):
+- name: Sign the CSR with the CA key in the token
+  mtls.nginx.certificate:
+    operation: sign
+    csr_content: "{{ request.csr }}"
+    ca_path: "{{ pki_dir }}/ca.pem"
+    ca_privatekey_pkcs11:
+      module_path: /usr/lib/softhsm/libsofthsm2.so
+      token_label: ca
+      pin: "{{ vault_ca_token_pin }}"
+      key_label: mtls-root-ca
+    purpose: client
+    common_name: "{{ inventory_hostname }}"
+  delegate_to: localhost
+  become: false
 
 - name: Install the certificate next to its key
   mtls.nginx.certificate:
@@ -311,7 +382,12 @@ certificate:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mtls.nginx.plugins.module_utils._argspec import argument_spec, file_options, key_type_option
+from ansible_collections.mtls.nginx.plugins.module_utils._argspec import (
+    argument_spec,
+    ca_state_options,
+    file_options,
+    key_type_option,
+)
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
     LEAF_PURPOSES,
     PKIError,
@@ -319,6 +395,7 @@ from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
     require_cryptography,
 )
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
+from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import token_key_argument_spec
 
 
 def main():
@@ -326,6 +403,10 @@ def main():
         argument_spec=argument_spec(
             file_options(),
             key_type_option(),
+            ca_state_options(),
+            issued_to=dict(type="dict", default={}, options=dict(
+                host=dict(type="str", default=""), tier=dict(type="str", default=""),
+                service=dict(type="str", default=""))),
             operation=dict(type="str", default="issue", choices=["issue", "request", "sign", "install"]),
             path=dict(type="path"),
             privatekey_path=dict(type="path", no_log=False),
@@ -340,6 +421,7 @@ def main():
             ca_path=dict(type="path"),
             ca_privatekey_path=dict(type="path", no_log=False),
             ca_privatekey_passphrase=dict(type="str", no_log=True),
+            ca_privatekey_pkcs11=token_key_argument_spec(),
             purpose=dict(type="str", required=True, choices=list(LEAF_PURPOSES)),
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
@@ -347,14 +429,18 @@ def main():
             renew_before_days=dict(type="int", default=30),
         ),
         required_if=[
-            ("operation", "issue", ("path", "privatekey_path", "ca_path", "ca_privatekey_path", "common_name")),
+            ("operation", "issue", ("path", "privatekey_path", "ca_path", "common_name")),
+            ("operation", "issue", ("ca_privatekey_path", "ca_privatekey_pkcs11"), True),
             ("operation", "request", ("privatekey_path", "common_name")),
-            ("operation", "sign", ("ca_path", "ca_privatekey_path", "common_name")),
+            ("operation", "sign", ("ca_path", "common_name")),
+            ("operation", "sign", ("ca_privatekey_path", "ca_privatekey_pkcs11"), True),
             ("operation", "sign", ("csr_content", "csr_path"), True),
             ("operation", "install", ("path", "certificate_content")),
             ("operation", "install", ("privatekey_path", "public_key_content"), True),
         ],
-        mutually_exclusive=[("csr_content", "csr_path"), ("privatekey_path", "public_key_content")],
+        mutually_exclusive=[("csr_content", "csr_path"), ("privatekey_path", "public_key_content"),
+                            ("ca_privatekey_path", "ca_privatekey_pkcs11"),
+                            ("ca_privatekey_passphrase", "ca_privatekey_pkcs11")],
         supports_check_mode=True,
     )
     require_cryptography(module)

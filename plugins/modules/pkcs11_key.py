@@ -17,13 +17,16 @@ description:
   - With O(state=check) the module only looks, and reports the problems that would stop nginx
     from using the key (a missing or foreign library, no token with that label (the labels
     present are named), a wrong or locked PIN, a key that could leave the token, an OpenSSL
-    that cannot load the engine with that library and PIN, an nginx not built with OpenSSL). It
-    needs nothing installed but the library, so a play can run it before it changes anything.
+    that cannot load the engine with that library and PIN, an nginx not built with OpenSSL). A
+    play can run it before it changes anything. Until PyKCS11 is installed (and unless
+    O(engine_required)) it checks only the library, as it skips a missing engine, and the play
+    checks again once both are installed.
   - With O(user), every step runs as that user (nginx's worker user), since nginx's workers
     are the ones that use the key during handshakes. The module must then run as root.
-  - The token is reached with C(ctypes); the CSR needs the C(openssl) command and the engine
-    (Debian's C(libengine-pkcs11-openssl)), and every state but V(check) the Python
-    C(cryptography) library.
+  - The token is reached through PyKCS11 (Debian's C(python3-pykcs11)); the CSR needs the
+    C(openssl) command and the engine (Debian's C(libengine-pkcs11-openssl)), and every state but
+    V(check) the Python C(cryptography) library. The roles install them with the engine
+    (C(mtls_nginx_pkcs11_packages) of P(mtls.nginx.nginx_common#role)).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mtls.nginx.attributes.no_diff
@@ -96,6 +99,12 @@ options:
     type: path
 notes:
   - A wrong PIN counts against the token's retry limit, as any login does; the module logs in once per run.
+requirements:
+  - PyKCS11 >= 1.5.12 on the host (Debian's C(python3-pykcs11), PyPI's C(PyKCS11)), for every state
+    but a V(check) that runs before it is installed
+  - The token's PKCS#11 module library (the HSM vendor's, or SoftHSM2's)
+  - For the CSR and the engine check, the C(openssl) command and OpenSSL's pkcs11 engine (Debian's
+    C(libengine-pkcs11-openssl))
 seealso:
   - module: mtls.nginx.certificate
   - name: RFC 7512, the PKCS#11 URI

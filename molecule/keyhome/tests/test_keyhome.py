@@ -55,9 +55,10 @@ def test_keys_are_private_on_their_hosts(proxy, upstream):
 
 
 def test_controller_holds_the_ca_but_no_host_key(proxy, upstream):
-    # The root, and the intermediate that issues host certificates (mtls_pki_intermediate_common_name).
+    # The root, the intermediate that issues host certificates (mtls_pki_intermediate_common_name),
+    # and the ledger of what they signed; no lock is left behind.
     assert sorted(os.listdir(PKI)) == ["ca.crl", "ca.key", "ca.pem", "intermediate-chain.pem", "intermediate.crl",
-                                       "intermediate.key", "intermediate.pem"]
+                                       "intermediate.key", "intermediate.pem", "ledger.json"]
     keys = _keys(proxy, upstream)
     searched = 0
     for path, data in _controller_files():
