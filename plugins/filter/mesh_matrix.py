@@ -23,7 +23,12 @@ options:
       - Per caller host, a dict with C(host), C(declared) (the results of its
         M(ansible.builtin.uri) requests over its declared edges, each item a listener of the
         plan) and C(undeclared) (the results of its M(mtls.nginx.tls_probe) requests over the
-        pairs it does not call, each item an entry of the plan's C(undeclared)).
+        pairs it does not call, each item an entry of the plan's C(undeclared)) and C(local)
+        (the results of connecting to each listener kept to one service as local users, each item
+        a pair of the listener's record and one of its C(local_access.trials), C(rc) 0 when the
+        connection was made).
+      - A listener kept to one service must refuse every local user outside its group and
+        connect one of its group.
       - A declared edge must answer 200, with the caller's SPIFFE ID in the answer when
         O(expect_identity) is true; an undeclared pair must answer 403.
     type: list

@@ -29,8 +29,10 @@ options:
     description:
       - "The declaration: a dict with C(trust_domain) (a lower-case DNS name) and C(services), a
         list of dicts with C(name), C(group), C(backend_url) (C(http://host:port)), C(port) (the
-        upstream tier's port) and C(calls), a list of dicts with C(service) and C(port) (the
-        loopback port its callers use)."
+        upstream tier's port), C(calls), a list of dicts with C(service) and C(port) (the
+        loopback port its callers use), and optionally C(local_group), a unix group: its calls
+        then take no port and its listeners are unix sockets under C(/run/mtls-nginx/<service>/)
+        that only that group may open."
     type: dict
     required: true
   groups:

@@ -90,8 +90,8 @@ def tier_record(kind, host, variables, groups=None, hostvars=None):
         if key not in known["nginx"]:
             problems.append("mtls_nginx_%s: not a variable of mtls.nginx.nginx_common%s" % (key, _tier.near(key, known["nginx"], "mtls_nginx_")))
     if kind == "proxy" and hostvars is not None and record["cross_tier_checks"]:
-        targets = sorted({str(server).rpartition(":")[0] for server in record["upstream"]["servers"]}
-                         & set(groups.get("all") or []))
+        named = {str(server).rpartition(":")[0] for server in record["upstream"]["servers"]}
+        targets = sorted(named.intersection(groups.get("all") or []))
         inventory = _role_data.inventory(groups, hostvars, hosts=targets)
         peers = _plan.plan(inventory, defaults)
         listeners = {}

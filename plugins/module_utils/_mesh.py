@@ -29,7 +29,7 @@ import re
 from ansible_collections.mtls.nginx.plugins.module_utils import _values
 
 # upstream / proxy: settings of the service's upstream tiers and of its listeners (checked by the plan, _plan).
-_SERVICE_KEYS = {"name", "group", "backend_url", "port", "calls", "upstream", "proxy"}
+_SERVICE_KEYS = {"name", "group", "backend_url", "port", "calls", "upstream", "proxy", "local_group"}
 _DECLARATION_KEYS = {"trust_domain", "services", "upstream", "proxy"}
 _CALL_KEYS = {"service", "port"}
 # Lower case only: a service name is also a path segment of its SPIFFE ID, which is case-sensitive.
@@ -38,6 +38,15 @@ _SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _COMMON_NAME_MAX = 64
 # The prefix of every file, directory and nginx name that the declaration makes on a host.
 CONFIG_PREFIX = "mtls-mesh-"
+# Where the listeners of a service with a local_group are: unix sockets in a directory per service
+# that only that group (and root) may enter, so no other local user can call as that service.
+SOCKET_DIR = "/run/mtls-nginx"
+# A POSIX user or group name, as Debian's adduser takes them.
+_UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+
+
+def socket_path(caller, callee):
+    return "%s/%s/%s.sock" % (SOCKET_DIR, caller, callee)
 
 
 def spiffe_id(trust_domain, service):
@@ -120,7 +129,18 @@ def _check_service(name, service, groups, problems):
     return hosts
 
 
-def _calls(name, service, services, problems):
+def _local_group(name, service, problems):
+    group = service.get("local_group")
+    if group is None:
+        return None
+    if not isinstance(group, str) or not _UNIX_NAME.match(group):
+        problems.append("service %s: local_group %r is not a unix group name (lower-case letters, digits, '_' and '-', "
+                        "at most 32)" % (name, group))
+        return None
+    return group
+
+
+def _calls(name, service, services, problems, sockets=False):
     calls = service.get("calls", [])
     if calls is None:
         calls = []
@@ -144,6 +164,14 @@ def _calls(name, service, services, problems):
             problems.append("service %s calls %s twice" % (name, callee))
             continue
         seen.add(callee)
+        if sockets:
+            # Its callers reach the listener through a unix socket that only its group may open.
+            if call.get("port") is not None:
+                problems.append("service %s: calls[%d] takes no port: with local_group, its listeners are unix "
+                                "sockets (%s)" % (name, index, socket_path(name, callee)))
+                continue
+            good.append({"service": callee, "port": None, "socket": socket_path(name, callee)})
+            continue
         reason = _problem_of(_values.port, call.get("port"))
         if reason:
             problems.append("service %s: the port %r for calling %s %s" % (name, call.get("port"), callee, reason))
@@ -179,7 +207,9 @@ def plan(declaration, groups):
                                 "holds at most %d; shorten the service name or the trust domain"
                                 % (name, identity, len(identity), _COMMON_NAME_MAX))
     hosts_of = {name: _check_service(name, service, groups, problems) for name, service in services.items()}
-    calls_of = {name: _calls(name, service, services, problems) for name, service in services.items()}
+    local_groups = {name: _local_group(name, service, problems) for name, service in services.items()}
+    calls_of = {name: _calls(name, service, services, problems, "local_group" in service)
+                for name, service in services.items()}
 
     # Every port a host would listen on, and what for: a port used twice is a problem.
     users = {}
@@ -189,8 +219,9 @@ def plan(declaration, groups):
                 users.setdefault(host, {}).setdefault(int(service["port"]), []).append(
                     "the upstream tier of %s" % name)
             for call in calls_of[name]:
-                users.setdefault(host, {}).setdefault(call["port"], []).append(
-                    "%s calling %s" % (name, call["service"]))
+                if call["port"] is not None:
+                    users.setdefault(host, {}).setdefault(call["port"], []).append(
+                        "%s calling %s" % (name, call["service"]))
     for host in sorted(users):
         for port_number, used_by in sorted(users[host].items()):
             if len(used_by) > 1:
@@ -200,7 +231,8 @@ def plan(declaration, groups):
         return {"problems": problems, "trust_domain": trust_domain, "edges": [], "services": {}, "hosts": {},
                 "slots": {"upstreams": 0, "proxies": 0}}
 
-    edges = [{"caller": name, "callee": call["service"], "port": call["port"]}
+    edges = [dict({"caller": name, "callee": call["service"], "port": call["port"]},
+                  **({"socket": call["socket"]} if call.get("socket") else {}))
              for name in services for call in calls_of[name]]
     callers_of = {name: [edge["caller"] for edge in edges if edge["callee"] == name] for name in services}
     summary = {name: {"spiffe_id": spiffe_id(trust_domain, name),
@@ -236,6 +268,8 @@ def plan(declaration, groups):
                     "common_name": spiffe_id(trust_domain, name),
                     "subject_alt_names": subject_alt_names(trust_domain, name),
                     "port": call["port"],
+                    "socket": call.get("socket"),
+                    "local_group": local_groups[name],
                     "upstream_group": services[callee]["group"],
                     "upstream_name": summary[callee]["server_name"],
                     "upstream_servers": ["%s:%d" % (callee_host, summary[callee]["port"])
@@ -297,8 +331,8 @@ def observations(tried, expect_identity=True):
             observed, detail = status, ""
             if not isinstance(status, int) or status <= 0:
                 observed, detail = "none", result.get("msg", "")
-            elif (status == 200 and expect_identity and identity
-                  and ('"%s"' % identity) not in (result.get("content") or "")):
+            elif status == 200 and expect_identity and identity and \
+                    ('"%s"' % identity) not in (result.get("content") or ""):
                 observed, detail = "id", "the answer does not carry %s" % identity
             seen.append({"caller": caller, "callee": callee, "host": host,
                          "expected": 200, "observed": observed, "detail": detail})
@@ -311,19 +345,39 @@ def observations(tried, expect_identity=True):
     return seen
 
 
+def local_differences(tried):
+    """What ``mtls.nginx.verify`` found wrong when it opened each listener kept to one service (a
+    mesh service's local_group) as local users: one message per user that connected where it
+    should be refused, or was refused where it should connect (its own group)."""
+    differences = []
+    for entry in tried:
+        for result in entry.get("local") or []:
+            record, trial = result.get("item", [{}, {}])
+            observed = "connected" if result.get("rc") == 0 else "refused"
+            if observed != trial.get("expect"):
+                differences.append("%s -> %s on %s: a local user of the group %s%s was %s by %s, expected %s%s" % (
+                    record.get("service"), record.get("callee"), entry.get("host"), trial.get("group"),
+                    " (service %s)" % trial["service"] if trial.get("service") else "", observed,
+                    (record.get("probe") or {}).get("socket"), trial.get("expect"),
+                    " (%s)" % result.get("stdout", "").strip() if observed == "refused" else ""))
+    return differences
+
+
 def matrix(plan_result, tried, expect_identity=True):
     """The caller x callee matrix of what ``mtls.nginx.verify`` expected and observed
     (``observations``). Returns ``{"lines": [...], "differences": [...]}``: the table, and one
     message per request whose observation differs from what the declaration expects, naming
     the edge and the host."""
     found = observations(tried, expect_identity)
-    # The services of a mesh plan (also within a whole plan, mtls.nginx.plan), then any other
-    # caller or callee tried (the single service's proxy tiers and upstream names).
-    services = list((plan_result.get("mesh") or {}).get("services") or plan_result.get("services") or {})
+    # The services of a mesh plan (also within a whole plan, mtls.nginx.plan) as rows and columns,
+    # then the single service's proxy tiers as rows and its upstream names as columns.
+    declared = list((plan_result.get("mesh") or {}).get("services") or plan_result.get("services") or {})
+    services, callers = list(declared), list(declared)
     for seen in found:
-        for name in (seen["caller"], seen["callee"]):
-            if name not in services:
-                services.append(name)
+        if seen["callee"] not in services:
+            services.append(seen["callee"])
+        if seen["caller"] not in callers:
+            callers.append(seen["caller"])
     cells = {}
     differences = []
     for seen in found:
@@ -335,8 +389,8 @@ def matrix(plan_result, tried, expect_identity=True):
             differences.append("%s -> %s from %s: expected %s, observed %s%s" % (
                 seen["caller"], seen["callee"], seen["host"], expected, seen["observed"],
                 " (%s)" % seen["detail"] if seen.get("detail") else ""))
-    callers = [name for name in services if any(key[0] == name for key in cells)]
-    width = max([len(name) for name in services] + [len("caller \\ callee")])
+    callers = [name for name in callers if any(key[0] == name for key in cells)]
+    width = max([len(name) for name in callers] + [len("caller \\ callee")])
     rows = [[_cell(*cells[(caller, callee)]) if (caller, callee) in cells else "-" for callee in services]
             for caller in callers]
     column = max([len(name) for name in services] + [len(cell) for row in rows for cell in row] + [3])
@@ -345,4 +399,9 @@ def matrix(plan_result, tried, expect_identity=True):
         lines.append("%-*s  %s" % (width, caller, "  ".join("%-*s" % (column, cell) for cell in row)))
     lines.append("200: a declared edge answered with the caller's identity at the backend; 403: refused, "
                  "as undeclared; expected!observed where they differ; -: no listener or certificate to try")
-    return {"lines": lines, "differences": differences}
+    local = local_differences(tried)
+    tried_local = sum(len(entry.get("local") or []) for entry in tried)
+    if tried_local:
+        lines.append("Listeners kept to their service's local group: %d local users tried, %d as expected"
+                     % (tried_local, tried_local - len(local)))
+    return {"lines": lines, "differences": differences + local}

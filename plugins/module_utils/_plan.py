@@ -169,7 +169,9 @@ class _Planner:
                 values = self._mesh_values("proxy", tunables, per_service, proxy["caller"])
                 values.update({
                     "config_name": proxy["config_name"],
-                    "listen": ["127.0.0.1:%d" % proxy["port"]],
+                    # A unix socket only the service's group may open, or a loopback port.
+                    "listen": (["unix:%s" % proxy["socket"]] if proxy.get("socket")
+                               else ["127.0.0.1:%d" % proxy["port"]]),
                     "upstream_group": proxy["upstream_group"],
                     "upstream_servers": proxy["upstream_servers"],
                     "upstream_name": proxy["upstream_name"],
@@ -232,6 +234,7 @@ class _Planner:
                 if (len(users) > 1 and any(r["kind"] == "proxy" for r in users)) or len(defaults) > 1:
                     self.problems.append(_host_problem(host, "port %d is used twice, by the %s" % (
                         port, " and by the ".join(_unique_labels(users)))))
+            self._shared_callers(host)
             for record in self.records[host]:
                 if record["kind"] != "upstream" or not _tier.is_loopback_url(record["backend_url"]):
                     continue
@@ -241,6 +244,29 @@ class _Planner:
                                                              "on this host: verified callers would be forwarded into "
                                                              "it" % (record["backend_url"], record["label"],
                                                                      other["label"])))
+
+    def _shared_callers(self, host):
+        """Two caller identities on one host whose listeners any local process may use: each
+        could call as the other. A mesh service's local_group keeps its listeners to itself."""
+        callers = {}
+        for record in self.records[host]:
+            if record["kind"] == "proxy":
+                callers.setdefault(record.get("service") or record["name"], []).append(record)
+        groups = {name: record["local_access"]["group"] for name, records in callers.items() for record in records
+                  if record.get("local_access")}
+        for name, records in callers.items():
+            for record in records:
+                if record.get("local_access"):
+                    record["local_access"]["trials"].extend(
+                        {"group": group, "expect": "refused", "service": other}
+                        for other, group in sorted(groups.items()) if group != record["local_access"]["group"])
+        open_to_all = sorted(name for name, records in callers.items()
+                             if any(not record.get("local_access") for record in records))
+        if len(callers) > 1 and open_to_all:
+            self.warnings.append(_host_problem(host, "the listeners of %s are open to every local process, so a "
+                                                     "process of %s can call as them; give each mesh service on a "
+                                                     "shared host a local_group in mtls_mesh"
+                                               % (", ".join(open_to_all), " or ".join(sorted(callers)))))
 
     def listeners(self):
         """The upstream tiers of every host, by (host, port) they listen on."""
@@ -375,9 +401,9 @@ def select(planned, hosts=None, services=None, tiers=None, kinds=None, names=Non
     criterion to the variable that gave it, for messages. ``within``, when given, are the hosts of
     the run (``--limit``): only their tiers are selected, and none when it is empty.
 
-    Returns ``{"problems", "hosts", "slots", "labels"}``: each host with a selected tier, its
-    selected records by kind (``upstream``, ``proxy``); a name that is in no tier of the plan is a
-    problem, with the closest one that is."""
+    Returns ``{"problems", "hosts", "slots", "labels", "selectors"}``: each host with a selected
+    tier, its selected records by kind (``upstream``, ``proxy``), and each selected tier as
+    ``{host, tier}``; a name that is in no tier of the plan is a problem, with the closest one that is."""
     names = dict({"hosts": "hosts", "services": "services", "tiers": "tiers", "kinds": "kinds"}, **(names or {}))
     problems = []
     wanted = {key: _as_list(value, names[key], problems)
@@ -394,15 +420,15 @@ def select(planned, hosts=None, services=None, tiers=None, kinds=None, names=Non
             if value not in known[key]:
                 what = {"hosts": "a host with a tier", "services": "a service of the mesh",
                         "tiers": "the config name of a tier", "kinds": "upstream or proxy"}[key]
-                problems.append("%s: %s is not %s in the plan%s" % (names[key], _values.show(value), what,
-                                                                   _tier.near(value, known[key])))
+                problems.append("%s: %s is not %s in the plan%s" % (
+                    names[key], _values.show(value), what, _tier.near(value, known[key])))
 
     def chosen(record):
-        return ((within is None or record["host"] in within)
-                and (not wanted["hosts"] or record["host"] in wanted["hosts"])
-                and (not wanted["services"] or record.get("service") in wanted["services"])
-                and (not wanted["tiers"] or record["name"] in wanted["tiers"])
-                and (not wanted["kinds"] or record["kind"] in wanted["kinds"]))
+        return all((within is None or record["host"] in within,
+                    not wanted["hosts"] or record["host"] in wanted["hosts"],
+                    not wanted["services"] or record.get("service") in wanted["services"],
+                    not wanted["tiers"] or record["name"] in wanted["tiers"],
+                    not wanted["kinds"] or record["kind"] in wanted["kinds"]))
 
     found = {}
     for host, entry in planned["hosts"].items():
@@ -411,11 +437,14 @@ def select(planned, hosts=None, services=None, tiers=None, kinds=None, names=Non
             found[host] = picked
     slots = {kind: max([len(entry[kind]) for entry in found.values()] or [0]) for kind in _tier.KINDS}
     labels = [record["label"] for entry in found.values() for kind in _tier.KINDS for record in entry[kind]]
+    # The selected tiers as the CA's ledger names what it issued for them (mtls.nginx.ledger's select).
+    selectors = [{"host": record["host"], "tier": record["name"]}
+                 for entry in found.values() for kind in _tier.KINDS for record in entry[kind]]
     if not found and not problems:
         given = ", ".join("%s=%s" % (names[key], ",".join(values)) for key, values in wanted.items() if values)
         problems.append("no tier of the plan is selected%s%s" % (
             " by " + given if given else "", " on the hosts of this run (--limit)" if within is not None else ""))
-    return {"problems": problems, "hosts": found, "slots": slots, "labels": labels}
+    return {"problems": problems, "hosts": found, "slots": slots, "labels": labels, "selectors": selectors}
 
 
 def table(planned):

@@ -22,6 +22,8 @@ run it on the controller.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import posixpath
 import re
 
 from ansible_collections.mtls.nginx.plugins.module_utils import _values
@@ -51,6 +53,28 @@ DROPPED_FORWARDING_HEADERS = (
 )
 # The inventory groups of the single service, unless mtls_upstream_group / mtls_proxy_group name others.
 DEFAULT_GROUPS = {UPSTREAM: "mtls_upstreams", PROXY: "mtls_proxies"}
+# The identity headers of other products and conventions, as a rule rather than a list: any name of
+# a vendor's prefix (X-SSL-, SSL-, X-Forwarded-Tls-, X-Amzn-Mtls-, ...), optionally "Client-", then
+# a certificate field; or X- or nothing, then "Client-", then such a field. A client could use any
+# of them to claim an identity to a backend that reads it: both tiers send every one of them empty.
+_LOOKALIKE_PREFIXES = ("X-SSL-", "SSL-", "X-TLS-", "TLS-", "X-MTLS-", "MTLS-", "X-Forwarded-", "X-Forwarded-Tls-",
+                       "X-Amzn-Mtls-", "X-ARR-", "X-Envoy-Peer-")
+_LOOKALIKE_FIELDS = ("Cert", "Certificate", "Clientcert", "Cert-Chain", "Certificate-Chain", "Chain", "Subject",
+                     "Subject-DN", "S-DN", "DN", "Issuer", "Issuer-DN", "I-DN", "Verify", "Verified", "Serial",
+                     "Fingerprint", "SPIFFE-ID", "SAN", "URI", "CN", "Identity", "Cert-Info", "Principal")
+
+
+def identity_lookalikes():
+    """Every header name the rule above makes, in a stable order."""
+    names = []
+    for prefix in _LOOKALIKE_PREFIXES:
+        for client in ("Client-", ""):
+            names.extend(prefix + client + field for field in _LOOKALIKE_FIELDS)
+    for prefix in ("X-", ""):
+        names.extend(prefix + "Client-" + field for field in _LOOKALIKE_FIELDS)
+    return _unique(names, case_sensitive=False)
+
+
 # Variables that share a role's prefix but belong to the playbooks, not to the role.
 PLAYBOOK_VARIABLES = {"upstream": ("group", "record"), "proxy": ("group", "record")}
 
@@ -58,6 +82,23 @@ PLAYBOOK_VARIABLES = {"upstream": ("group", "record"), "proxy": ("group", "recor
 def identifier(name):
     """An nginx identifier for a config name: nginx variables and upstream names may not contain '-'."""
     return re.sub(r"[^A-Za-z0-9_]", "_", str(name))
+
+
+# nginx refuses to start when a variable's name is longer than its hash bucket holds: 46 characters
+# with the default variables_hash_bucket_size of 64 (8-byte pointers), an http-level setting that a
+# drop-in cannot own. The tiers' variables are named __mtls_<u|p>_<what>_<variable id>[_<n>], with
+# <what> at most 12 characters and a variable id of at most 16.
+VARIABLE_ID_MAX = 16
+VARIABLE_NAME_MAX = 46
+
+
+def variable_id(name):
+    """The part of a tier's nginx variable names that names the tier: its identifier when short
+    enough, else its start and a digest of the whole name (unique, and the same every run)."""
+    ident = identifier(name)
+    if len(ident) <= VARIABLE_ID_MAX:
+        return ident
+    return "%s_%s" % (ident[:VARIABLE_ID_MAX - 9], hashlib.sha256(str(name).encode()).hexdigest()[:8])
 
 
 def files(pki_dir, name, kind):
@@ -216,8 +257,8 @@ def _key(kind, read, name, problems):
         "passphrase_variable": read.name_of("private_key_passphrase"),
     }
     if source not in KEY_SOURCES:
-        problems.append("%s: %s is not one of %s" % (read.name_of("certificate_source"), _values.show(source),
-                                                      ", ".join(KEY_SOURCES)))
+        problems.append("%s: %s is not one of %s" % (
+            read.name_of("certificate_source"), _values.show(source), ", ".join(KEY_SOURCES)))
     return key
 
 
@@ -298,6 +339,7 @@ def _base(kind, host, name, model, nginx, key, trust, identity, listen, read):
         "kind": kind,
         "name": name,
         "id": identifier(name),
+        "vid": variable_id(name),
         "host": host,
         "model": model,
         "dir": tier_files["dir"],
@@ -323,7 +365,8 @@ def _upstream(host, read, nginx, model, mesh, problems):
     headers = dict(_ADDED_IDENTITY_HEADERS, **nginx["identity_headers"])
     headers.update(read.dict("identity_headers"))
     fields = read.list("identity_fields", list(IDENTITY_FIELDS))
-    forwarded = {"request_header": "", "backend_header": "X-Original-Client-Cert", "trusted_sources": []}
+    forwarded = {"request_header": "", "backend_header": "X-Original-Client-Cert", "trusted_sources": [],
+                 "trusted_subjects": []}
     forwarded.update(read.dict("forwarded_cert"))
     cleared = read.list("cleared_headers")
     expected = read.number("expected_concurrency", 128)
@@ -340,23 +383,28 @@ def _upstream(host, read, nginx, model, mesh, problems):
         [read.name_of("forwarded_cert") + ".request_header", "header_name?", forwarded.get("request_header")],
         [read.name_of("forwarded_cert") + ".backend_header", "header_name", forwarded.get("backend_header")],
         [read.name_of("forwarded_cert") + ".trusted_sources", "cidr", forwarded.get("trusted_sources") or []],
+        [read.name_of("forwarded_cert") + ".trusted_subjects", "dn", forwarded.get("trusted_subjects") or []],
         [read.name_of("config_name"), "config_name", name],
         [read.name_of("keepalive_timeout"), "nginx_time", values.get("keepalive_timeout")],
         [read.name_of("backend_keepalive_timeout"), "nginx_time", values.get("backend_keepalive_timeout")],
     ]))
     for field in fields:
         if field not in IDENTITY_FIELDS:
-            problems.append("%s: %s is not one of %s" % (read.name_of("identity_fields"), _values.show(field),
-                                                          ", ".join(IDENTITY_FIELDS)))
+            problems.append("%s: %s is not one of %s" % (
+                read.name_of("identity_fields"), _values.show(field), ", ".join(IDENTITY_FIELDS)))
     if forwarded.get("request_header"):
         sources = forwarded.get("trusted_sources") or []
         taken = [str(header).lower() for header in list(headers.values()) + cleared]
-        if (not sources or any(str(source) in ("0.0.0.0/0", "::/0") for source in sources)
-                or str(forwarded.get("backend_header")).lower() in taken):
+        everyone = any(str(source) in ("0.0.0.0/0", "::/0") for source in sources)
+        if not sources or everyone or not forwarded.get("trusted_subjects") or \
+                str(forwarded.get("backend_header")).lower() in taken:
             problems.append(
                 "%s: passing request header %s to the backend needs trusted_sources (addresses or CIDR blocks, "
-                "never 0.0.0.0/0 or ::/0), and a backend_header that is not one of the identity or cleared headers"
+                "never 0.0.0.0/0 or ::/0), trusted_subjects (the verified subject DNs of the front ends that "
+                "may set it) and a backend_header that is not one of the identity or cleared headers"
                 % (read.name_of("forwarded_cert"), forwarded.get("request_header")))
+    own = {str(header).lower() for header in headers.values()} | {
+        str(forwarded.get("backend_header") or "").lower()}
     key = _key(UPSTREAM, read, name, problems)
     trust = _trust(UPSTREAM, read, key, problems)
     _source_problems(UPSTREAM, read, key, trust, nginx, problems)
@@ -387,11 +435,14 @@ def _upstream(host, read, nginx, model, mesh, problems):
         },
         "keepalive": {"requests": read.number("keepalive_requests", 100000),
                       "timeout": read.text("keepalive_timeout", "75s")},
+        "response_header_buffer": _size(read, "response_header_buffer", "8k", problems),
         "locations": [_location(item) for item in read.list("locations") if isinstance(item, dict)],
         "tls": dict(_tls(read, nginx), ecdh_curve=read.list("ssl_ecdh_curve")),
         "identity_headers": headers,
         "identity_fields": [field for field in IDENTITY_FIELDS if field in fields],
-        "cleared_headers": cleared,
+        # The user's list, then every identity look-alike, less the names this tier sets itself.
+        "cleared_headers": _unique([header for header in cleared + identity_lookalikes()
+                                    if str(header).lower() not in own], case_sensitive=False),
         "dropped_forwarding_headers": list(DROPPED_FORWARDING_HEADERS),
         "forwarded_cert": forwarded,
         # Filled by the plan: the proxy tiers that call this one (the rotation gate's probes).
@@ -420,6 +471,44 @@ def _unique(items, case_sensitive=True):
             seen.add(key)
             out.append(item)
     return out
+
+
+def ms_regex(limit):
+    """A regex for nginx's "0.xyz" seconds up to ``limit`` ms (under 1000), and a list of them as
+    $upstream_response_time shows several attempts ("0.000, 0.001")."""
+    digits = "%03d" % limit
+    a, b, c = (int(digit) for digit in digits)
+    parts = []
+    if a:
+        parts.append("[0-%d][0-9][0-9]" % (a - 1))
+    if b:
+        parts.append("%d[0-%d][0-9]" % (a, b - 1))
+    parts.append("%d%d[0-%d]" % (a, b, c))
+    one = r"0\.(?:%s)" % "|".join(parts)
+    return "%s(?:, %s)*" % (one, one)
+
+
+def _milliseconds(read, key, default, problems):
+    value = read.text(key, default)
+    try:
+        ms = _values.nginx_seconds(value) * 1000
+    except ValueError:
+        problems.append("%s: %s is not an nginx time such as 50ms" % (read.name_of(key), _values.show(value)))
+        return 0
+    if not 0 <= ms < 1000:
+        problems.append("%s: %s must be under a second" % (read.name_of(key), _values.show(value)))
+        return 0
+    return int(ms)
+
+
+def _size(read, key, default, problems):
+    value = read.text(key, default)
+    try:
+        _values.nginx_bytes(value)
+    except ValueError:
+        problems.append("%s: %s is not an nginx size such as 16k" % (read.name_of(key), _values.show(value)))
+        return default
+    return value
 
 
 def _probe(listen):
@@ -465,6 +554,7 @@ def _proxy(host, read, nginx, model, mesh, groups, options, problems):
         problems.append("%s and %s: set them, or put the upstream hosts in the inventory group '%s' (%s)"
                         % (read.name_of("upstream_servers"), read.name_of("upstream_name"), group,
                            read.name_of("upstream_group")))
+    window = _milliseconds(read, "retry_window", "50ms", problems)
     key = _key(PROXY, read, name, problems)
     trust = _trust(PROXY, read, key, problems)
     trust["withhold_ca_list"] = False
@@ -489,10 +579,14 @@ def _proxy(host, read, nginx, model, mesh, groups, options, problems):
         "next_upstream": read.list("next_upstream"),
         "connect_timeout": read.text("connect_timeout", "5s"),
         "retry_unanswered": read.flag("retry_unanswered", True),
+        "retry_window_ms": window,
+        "retry_window_regex": ms_regex(window),
+        "response_header_buffer": _size(read, "response_header_buffer", "16k", problems),
         "tls": _tls(read, nginx),
-        # Identity headers are the upstream tier's to set: the shared names, the user's list, and
-        # (added by the plan) the names its upstream tiers use.
-        "cleared_headers": _unique(list(nginx["identity_headers"].values()) + cleared, case_sensitive=False),
+        # Identity headers are the upstream tier's to set: the shared names, the user's list, every
+        # identity look-alike, and (added by the plan) the names its upstream tiers use.
+        "cleared_headers": _unique(list(nginx["identity_headers"].values()) + cleared + identity_lookalikes(),
+                                   case_sensitive=False),
         "cross_tier_checks": read.flag("cross_tier_checks", True),
         "probe": _probe(listen),
         # Filled by the plan: the upstream tiers this proxy forwards to, as the plan knows them.
@@ -502,6 +596,16 @@ def _proxy(host, read, nginx, model, mesh, groups, options, problems):
     })
     if mesh:
         record.update({"service": mesh.get("caller"), "callee": mesh.get("callee")})
+    # Who may call through it from its own host: with the declaration's local_group, only members
+    # of that group (and root) may enter the directory of its unix socket.
+    record["local_access"] = None
+    if (mesh or {}).get("local_group") and (mesh or {}).get("socket"):
+        group = mesh["local_group"]
+        record["local_access"] = {
+            "dir": posixpath.dirname(mesh["socket"]), "group": group,
+            # What mtls.nginx.verify tries, as a local user of no service (nogroup) and of the
+            # group itself; the plan adds the groups of the host's other services.
+            "trials": [{"group": group, "expect": "connected"}, {"group": "nogroup", "expect": "refused"}]}
     return record
 
 
@@ -540,6 +644,11 @@ def _label(tier):
     return "%s tier %s on %s" % (tier["kind"], tier["name"], tier["host"])
 
 
+# Headers the upstream tier adds to its backend's answer, and what its status line may grow by,
+# with room to spare: measured about 100 bytes (Server, Date, Connection).
+HEADER_MARGIN = 1024
+
+
 def cross_tier_problems(proxy, upstreams):
     """What the proxy tier ``proxy`` would meet at the upstream tiers ``upstreams`` it forwards to
     (records, each with the ``server`` address it is reached at): a managed certificate that will
@@ -557,6 +666,14 @@ def cross_tier_problems(proxy, upstreams):
                     "%supstream_name: the proxy expects the name %s, but the certificate of the %s will carry "
                     "only %s (its subject_alt_names); every handshake would fail with 502"
                     % (proxy["prefix"], expected, upstream["label"], ", ".join(sans)))
+        mine, theirs = (_values.nginx_bytes(tier["response_header_buffer"]) for tier in (proxy, upstream))
+        if mine < theirs + HEADER_MARGIN:
+            problems.append(
+                "%sresponse_header_buffer: %s is not at least %d bytes more than the response_header_buffer (%s) of "
+                "the %s, which adds headers of its own to what its backend answered; an answer that tier accepts "
+                "would fail here with 502 (upstream sent too big header). Make the proxy's larger."
+                % (proxy["prefix"], proxy["response_header_buffer"], HEADER_MARGIN, upstream["response_header_buffer"],
+                   upstream["label"]))
         if proxy["keepalive"]["size"] > 0:
             try:
                 mine = _values.nginx_seconds(proxy["keepalive"]["timeout"])

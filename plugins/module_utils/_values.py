@@ -358,6 +358,15 @@ def nginx_seconds(value):
     return int(digits) * _NGINX_TIME_UNITS[text[len(digits):]]
 
 
+def nginx_bytes(value):
+    """The bytes of an nginx size such as ``16k`` or ``1m``; ValueError for anything else."""
+    text = str(value).strip()
+    if not _NGINX_SIZE.match(text):
+        raise ValueError("%r is not an nginx size such as 16k" % (value,))
+    factor = {"k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024}.get(text[-1].lower(), 1)
+    return int(text.rstrip("kKmMgG")) * factor
+
+
 def nginx_size(value):
     return None if _NGINX_SIZE.match(value) else "a number with an optional unit k, m or g"
 

@@ -20,5 +20,6 @@ def test_verify_tries_the_single_services_edge_and_changes_nothing():
     assert rc == 0, out[-3000:]
     assert "caller \\\\ callee" in out or "caller \\ callee" in out, out[-3000:]
     # The proxy tier's row: its edge to the upstream tier answered 200 with its identity.
-    assert re.search(r'"mtls-proxy +200\b', out), out[-3000:]
+    assert re.search(r'"caller \\\\ callee +mtls-default-upstream *"', out), out[-3000:]
+    assert re.search(r'"mtls-proxy +200 *"', out), out[-3000:]
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in recap.values()), recap

@@ -78,15 +78,56 @@ def test_the_fleet_is_as_large_as_the_issue_asks():
     assert any(len(service["calls"]) >= 2 for service in services.values())
 
 
+def _through(host, proxy, *options, user=None):
+    """A request through the listener ``proxy`` of the plan on ``host`` (a loopback port, or the
+    unix socket of a service with a local_group), as root or as ``user`` (``nobody`` in a group)."""
+    if proxy.get("socket"):
+        options = ("--unix-socket", proxy["socket"]) + options
+        url = "http://localhost/orders/42"
+    else:
+        url = "http://127.0.0.1:%d/orders/42" % proxy["port"]
+    if user is None:
+        return curl(host, url, *options)
+    command = "setpriv --reuid=nobody --regid=%s --clear-groups -- curl -sS --max-time 10 -o /dev/null -w '%%{http_code}' %s %s" % (
+        shlex.quote(user), " ".join(shlex.quote(option) for option in options), shlex.quote(url))
+    return host.run(command)
+
+
 @pytest.mark.parametrize("host,proxy", _declared(), ids=lambda v: v if isinstance(v, str) else "%s-to-%s" % (v["caller"], v["callee"]))
 def test_every_declared_edge_answers_with_the_callers_spiffe_id_at_the_callee(hosts, host, proxy):
-    answer = curl(hosts[host], "http://127.0.0.1:%d/orders/42" % proxy["port"])
+    answer = _through(hosts[host], proxy)
     assert answer.status == 200, answer.body
     seen = answer.json()
     assert seen["backend"] == "127.0.0.1:%s" % _backend_port(proxy["callee"])
     assert seen["headers"]["X-Client-SPIFFE-ID"] == "spiffe://mesh.internal/%s" % proxy["caller"]
     assert seen["headers"]["X-Client-DN"] == "CN=spiffe://mesh.internal/%s" % proxy["caller"]
     assert seen["headers"]["Host"] == "%s.mesh.internal" % proxy["callee"]
+
+
+def _listeners_kept_to_a_group():
+    return [(host, proxy) for host, proxy in _declared() if proxy.get("local_group")]
+
+
+def test_on_a_shared_host_each_listener_refuses_the_other_services_local_user(hosts):
+    """f-billing1 runs billing and ledger, each with a local group: billing's listener (to ledger)
+    is refused to a process in ledger's group and in none, and answers one in billing's, as
+    billing; and the other way round for ledger's listener (to audit)."""
+    shared = [(host, proxy) for host, proxy in _listeners_kept_to_a_group() if host == "f-billing1"]
+    assert sorted(proxy["caller"] for _host, proxy in shared) == ["billing", "ledger"]
+    groups = {proxy["caller"]: proxy["local_group"] for _host, proxy in shared}
+    host = hosts["f-billing1"]
+    for _host, proxy in shared:
+        assert host.file(os.path.dirname(proxy["socket"])).mode == 0o750
+        for other in [group for service, group in groups.items() if service != proxy["caller"]] + ["nogroup"]:
+            refused = _through(host, proxy, user=other)
+            assert refused.rc == 7 and refused.stdout == "000", (proxy["config_name"], other, refused.stderr)
+            # Refused for its permissions, not for want of a socket.
+            connect = host.run("setpriv --reuid=nobody --regid=%s --clear-groups -- python3 -c %s %s" % (
+                shlex.quote(other), shlex.quote("import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])"),
+                shlex.quote(proxy["socket"])))
+            assert connect.rc != 0 and "PermissionError" in connect.stderr, (proxy["config_name"], other, connect.stderr)
+        own = _through(host, proxy, user=proxy["local_group"])
+        assert own.rc == 0 and own.stdout == "200", (proxy["config_name"], own.stderr)
 
 
 def test_every_undeclared_pair_is_refused_with_403_and_the_json_reason(hosts):
@@ -169,6 +210,9 @@ def test_verify_passes_and_prints_the_matrix():
     rc, output, recap = run_playbook("mtls.nginx.verify")
     assert rc == 0, output
     assert "caller \\\\ callee" in output or "caller \\ callee" in output
+    # Three listeners kept to a group (billing's on f-billing1, ledger's on f-billing1 and
+    # f-ledger1): its own group, nogroup, and on f-billing1 the other service's group.
+    assert "Listeners kept to their service's local group: 8 local users tried, 8 as expected" in output
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in recap.values()), recap
 
 
@@ -183,6 +227,21 @@ def test_verify_fails_naming_the_edge_a_caller_still_uses_after_it_left_the_decl
     for host in ("f-web1", "f-web2"):
         assert "web -> catalog from %s: expected 403, observed 200" % host in output, output
     assert "web -> orders from" not in output
+
+
+def test_verify_fails_naming_a_listener_that_another_local_user_can_open(hosts):
+    """The directory of billing's sockets opened to all by hand: verify names the listener, the
+    host and the group that got in."""
+    host = hosts["f-billing1"]
+    host.run_expect([0], "chmod 0755 /run/mtls-nginx/billing")
+    try:
+        rc, output, _recap = run_playbook("mtls.nginx.verify")
+    finally:
+        host.run_expect([0], "chmod 0750 /run/mtls-nginx/billing")
+    assert rc != 0, output
+    assert ("billing -> ledger on f-billing1: a local user of the group svc-ledger (service ledger) was connected by "
+            "/run/mtls-nginx/billing/ledger.sock, expected refused") in output, output
+    assert "ledger -> audit on f-billing1" not in output
 
 
 def test_a_wrong_declaration_is_refused_before_any_host_changes_naming_every_mistake_in_one_run(tmp_path):
@@ -206,4 +265,33 @@ def test_a_wrong_declaration_is_refused_before_any_host_changes_naming_every_mis
                     "service inventory: backend_url 'http://127.0.0.1:8004/stock' is wrong"):
         assert message in output, output
     assert "Deploy the upstream tiers of this host" not in output
+    assert all(counters["changed"] == 0 for counters in recap.values()), recap
+
+
+def test_the_plan_refuses_clashes_between_the_models_and_a_workload_identity_outside_the_declaration(tmp_path):
+    """The fleet's hosts also in the single-service groups: a call port that is the single proxy's
+    8080, a backend_url that is a call port of the same host, and a spiffe:// SAN on the single
+    proxy's certificate are each refused, by host and name, and nothing changes."""
+    mesh = json.loads(json.dumps(MESH))
+    services = {service["name"]: service for service in mesh["services"]}
+    services["web"]["calls"][0]["port"] = 8080                       # the single proxy's port on f-web1
+    services["orders"]["backend_url"] = "http://127.0.0.1:9201"       # orders' own listener to billing
+    extra = tmp_path / "mesh.json"
+    extra.write_text(json.dumps({"mtls_mesh": mesh}))
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "hosts.yml").write_text(json.dumps({"all": {"children": {
+        "mtls_upstreams": {"hosts": {"f-catalog1": {"mtls_upstream_listen": [9443]}}},
+        "mtls_proxies": {"hosts": {"f-web1": {
+            "mtls_proxy_upstream_servers": ["f-catalog1:9443"],
+            "mtls_proxy_subject_alt_names": ["DNS:f-web1", "URI:spiffe://mesh.internal/billing"]}}}}}}))
+    rc, output, recap = run_playbook("mtls.nginx.site", "-i", str(single), "-e", "@%s" % extra)
+    assert rc != 0, output
+    for message in ("f-web1: port 8080 is used twice, by the proxy tier mtls-proxy on f-web1 and by the proxy tier "
+                    "mtls-mesh-web-to-orders on f-web1",
+                    "f-orders1: the backend_url http://127.0.0.1:9201 of the upstream tier mtls-mesh-orders on "
+                    "f-orders1 is the listener of the proxy tier mtls-mesh-orders-to-billing on f-orders1",
+                    "f-web1: mtls_proxy_subject_alt_names[1]: 'URI:spiffe://mesh.internal/billing' is a workload "
+                    "identity"):
+        assert message in output, output
     assert all(counters["changed"] == 0 for counters in recap.values()), recap

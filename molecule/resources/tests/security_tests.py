@@ -11,11 +11,12 @@ import json
 import os
 import re
 import shlex
+import time
 
 import pytest
 from cryptography import x509
 from matrix_tests import (as_proxy, fingerprint_of_files, make_client, name_of, put_client, refused_reason,
-                          serving_from_files, with_client)
+                          serving_from_files, straight_to, with_client)
 from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, access_log, curl, extra_inventory, run_playbook
 from pkifactory import write
 
@@ -235,6 +236,7 @@ def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_ba
             "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil.example", "X-Original-URL": "/admin/",
             "X-Client-Issuer-DN": "CN=forged CA", "SSL-Client-Verify": "SUCCESS", "Client-Cert": ":Zm9yZ2Vk:",
             "X-Forwarded-Tls-Client-Cert": "forged", "X-ARR-ClientCert": "forged"}
+    sent.update(FOREIGN_IDENTITY)
     options = [o for name, value in sent.items() for o in ("-H", "%s: %s" % (name, value))]
     seen = as_proxy(proxy, upstream, *options).json()["headers"]
     peer = proxy.interface("eth0").addresses[0]
@@ -242,9 +244,40 @@ def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_ba
     assert seen["X-Forwarded-Proto"] == "https"
     assert seen["X-Client-Issuer-DN"] == "CN=mtls.nginx CA"
     for name in ("Forwarded", "X-Forwarded-Host", "X-Original-URL", "SSL-Client-Verify", "Client-Cert",
-                 "X-Forwarded-Tls-Client-Cert", "X-ARR-ClientCert"):
+                 "X-Forwarded-Tls-Client-Cert", "X-ARR-ClientCert") + tuple(FOREIGN_IDENTITY):
         assert name not in seen, (name, seen)
     assert "203.0.113.7" not in json.dumps(seen) and "forged" not in json.dumps(seen)
+
+
+# Identity headers of other products and conventions, which no list of the collection names one by
+# one: the tiers clear them by a rule (a vendor's prefix, "Client-", a certificate field).
+FOREIGN_IDENTITY = {"X-Client-Cert-Chain": "forged", "SSL-Client-Subject-DN": "CN=forged",
+                    "X-Amzn-Mtls-Clientcert": "forged", "X-Client-Subject": "CN=forged",
+                    "X-SSL-Client-S-DN": "CN=forged", "X-MTLS-Client-SAN": "URI:forged"}
+
+
+def test_foreign_identity_headers_never_reach_the_backend_through_the_proxy(proxy):
+    options = [o for name, value in FOREIGN_IDENTITY.items() for o in ("-H", "%s: %s" % (name, value))]
+    response = curl(proxy, "http://127.0.0.1:8080/", *options)
+    assert response.status == 200, response.body
+    seen = response.json()["headers"]
+    assert not set(FOREIGN_IDENTITY) & set(seen), seen
+    assert "forged" not in json.dumps(seen)
+
+
+def test_a_forwarded_certificate_needs_the_front_ends_verified_identity_not_only_its_address(proxy, upstream):
+    """From the trusted front-end network (the proxy host) but with another certificate of the same
+    CA: the front end's certificate header is dropped, the caller's own identity still reaches."""
+    cert, key = make_client(PKI, "not-the-front-end")
+    response = with_client(proxy, upstream, "not-the-front-end", cert, key)
+    assert response.status == 200, response.body
+    plain = response.json()["headers"]
+    assert plain["X-Client-DN"] == "CN=not-the-front-end"
+    response = straight_to(proxy, upstream, *put_client(proxy, "/root/matrix/not-the-front-end", cert, key),
+                           "-H", "X-SSL-Client-Cert: cert-of-someone-else")
+    seen = response.json()["headers"]
+    assert seen["X-Client-DN"] == "CN=not-the-front-end"
+    assert "X-Original-Client-Cert" not in seen and "cert-of-someone-else" not in json.dumps(seen)
 
 
 # --- allow-lists: exact identities, every spelling of a path ---------------------------------------
@@ -384,3 +417,114 @@ def test_a_new_key_passphrase_re_encrypts_the_key_and_nginx_restarts_with_it(pro
     assert second.file(UPSTREAM_PKI + "/server.pass").content_string == "a2-passphrase-for-tests\n"
     second.run_expect([0], "systemctl restart nginx")
     assert as_proxy(proxy, second).status == 200
+
+
+# --- retries and restarts: the backend executes each request at most once ---------------------------
+# The echo backend writes "executed <method> <path> <X-Request-ID>" to its journal when it has read
+# a request; ?sleep=S holds the answer, ?header_bytes=N adds a header of N bytes to it.
+
+def _executions(upstreams, token):
+    """Every execution of a request whose path holds ``token``, as (host, method, request ID)."""
+    found = []
+    for host in upstreams:
+        out = host.run("journalctl -u echo-backend --no-pager -o cat | grep -F -- %s || true" % shlex.quote(token))
+        for line in out.stdout.splitlines():
+            match = re.match(r"^executed (\S+) (\S+) (\S+)$", line.strip())
+            if match and token in match.group(2):
+                found.append((name_of(host), match.group(1), match.group(3)))
+    return found
+
+
+def _executing(upstreams, token, timeout=15):
+    """The upstream host whose backend is executing the request of ``token``, once it started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _executions(upstreams, token)
+        if found:
+            return next(host for host in upstreams if name_of(host) == found[0][0])
+        time.sleep(0.3)
+    raise AssertionError("no backend received the request %s" % token)
+
+
+def _start(proxy, token, url, *options):
+    """A request through the proxy tier, sent in the background on the proxy host."""
+    base = "/tmp/once-" + token
+    command = "curl -sS --max-time 90 -o %s.body -w '%%{http_code}' %s %s > %s.status 2> %s.err; touch %s.done" % (
+        base, " ".join(shlex.quote(o) for o in options), shlex.quote(url), base, base, base)
+    proxy.run_expect([0], "setsid sh -c %s > /dev/null 2>&1 < /dev/null &" % shlex.quote(command))
+    return base
+
+
+def _finished(proxy, base, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proxy.file(base + ".done").exists:
+            status = proxy.file(base + ".status").content_string.strip()
+            return int(status or 0), proxy.file(base + ".body").content_string
+        time.sleep(0.5)
+    raise AssertionError("the request %s did not end" % base)
+
+
+def _token(label):
+    return "%s-%d" % (label, time.time_ns())
+
+
+def test_an_answer_the_upstream_tier_accepted_passes_the_proxy_and_a_post_runs_once(proxy, upstreams):
+    """Headers that fill the upstream tier's buffer (8k) but for the bytes the upstream tier adds:
+    the proxy's buffer is larger, so the answer passes and nothing is retried."""
+    token = _token("big-header")
+    response = curl(proxy, "http://127.0.0.1:8080/%s?header_bytes=7900" % token, "-X", "POST", "-d", "pay=1")
+    assert response.status == 200, response.body
+    time.sleep(1)
+    assert len(_executions(upstreams, token)) == 1
+
+
+def test_an_answer_too_big_for_the_upstream_tier_is_a_clear_error_and_a_post_runs_once(proxy, upstreams):
+    token = _token("too-big-header")
+    response = curl(proxy, "http://127.0.0.1:8080/%s?header_bytes=12000" % token, "-X", "POST", "-d", "pay=1")
+    assert response.status == 502, response.body
+    time.sleep(1)
+    assert len(_executions(upstreams, token)) == 1
+
+
+def test_a_post_whose_upstream_worker_is_killed_runs_once_and_gets_a_clear_error(proxy, upstreams):
+    token = _token("killed-post")
+    base = _start(proxy, token, "http://127.0.0.1:8080/%s?sleep=6" % token, "-X", "POST", "-d", "pay=1")
+    victim = _executing(upstreams, token)
+    victim.run_expect([0], "pkill -KILL -f '^nginx: worker process'")
+    status, body = _finished(proxy, base)
+    assert status == 502, body
+    assert json.loads(body)["error"] == "bad_gateway", body
+    time.sleep(7)  # the retry, if any, would have reached a backend by now
+    assert len(_executions(upstreams, token)) == 1, _executions(upstreams, token)
+
+
+def test_a_get_whose_upstream_worker_is_killed_is_retried_with_the_same_request_id(proxy, upstreams):
+    token = _token("killed-get")
+    base = _start(proxy, token, "http://127.0.0.1:8080/%s?sleep=4" % token)
+    victim = _executing(upstreams, token)
+    victim.run_expect([0], "pkill -KILL -f '^nginx: worker process'")
+    status, body = _finished(proxy, base)
+    assert status == 200, body
+    executions = _executions(upstreams, token)
+    assert len(executions) == 2, executions
+    ids = {request_id for _host, _method, request_id in executions}
+    assert len(ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", ids.pop()), executions
+
+
+def test_a_restart_of_both_tiers_during_an_8_second_post_lets_it_finish_once(proxy, upstreams):
+    token = _token("restart-post")
+    base = _start(proxy, token, "http://127.0.0.1:8080/%s?sleep=8" % token, "-X", "POST", "-d", "pay=1")
+    serving = _executing(upstreams, token)
+    for host in (serving, proxy):
+        host.run_expect([0], "systemctl --no-block restart nginx")
+    status, body = _finished(proxy, base)
+    assert status == 200, body
+    assert json.loads(body)["path"].startswith("/" + token)
+    assert len(_executions(upstreams, token)) == 1
+    for host in (serving, proxy):
+        deadline = time.monotonic() + 60
+        while host.run("systemctl is-active nginx").stdout.strip() != "active" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert host.run("systemctl is-active nginx").stdout.strip() == "active", name_of(host)
+    assert curl(proxy, "http://127.0.0.1:8080/after-restart").status == 200

@@ -278,9 +278,10 @@ def test_rotate_probe_from_names_the_callers_that_send_the_gate():
 
 def test_secrets_never_enter_a_record():
     hosts, groups = copy.deepcopy(SINGLE)
-    hosts["orders-1"] = dict(SERVICE, **{"mtls_upstream_private_key_passphrase": "s3cret-passphrase",
-                         "mtls_upstream_certificate_source": "pkcs11", "mtls_nginx_pkcs11_pin": "s3cret-pin",
-                         "mtls_nginx_pkcs11_module": "/usr/lib/softhsm/libsofthsm2.so", "mtls_nginx_pkcs11_token": "t"})
+    hosts["orders-1"] = dict(SERVICE, **{
+        "mtls_upstream_private_key_passphrase": "s3cret-passphrase", "mtls_upstream_certificate_source": "pkcs11",
+        "mtls_nginx_pkcs11_pin": "s3cret-pin", "mtls_nginx_pkcs11_module": "/usr/lib/softhsm/libsofthsm2.so",
+        "mtls_nginx_pkcs11_token": "t"})
     result = plan(hosts, groups)
     assert "s3cret" not in repr(result)
     # A key in a token takes no passphrase: named, without showing it.
@@ -309,3 +310,102 @@ def test_a_record_made_from_the_role_variables_equals_the_plans(kind):
         made.pop(key, None)
         expected.pop(key, None)
     assert made == expected
+
+
+def test_identity_lookalikes_are_cleared_on_both_tiers_but_the_tiers_own_headers():
+    result = plan(*copy.deepcopy(SINGLE))
+    up = result["hosts"]["orders-1"]["upstream"][0]
+    proxy = result["hosts"]["billing-1"]["proxy"][0]
+    for name in ("X-Client-Cert-Chain", "SSL-Client-Subject-DN", "X-Amzn-Mtls-Clientcert", "X-Client-Subject",
+                 "X-SSL-Client-Cert", "X-Forwarded-Tls-Client-Cert"):
+        assert name.lower() in {header.lower() for header in up["cleared_headers"]}, name
+        assert name.lower() in {header.lower() for header in proxy["cleared_headers"]}, name
+    own = {header.lower() for header in up["identity_headers"].values()}
+    assert not own & {header.lower() for header in up["cleared_headers"]}
+    # The proxy clears the upstream tier's own names too: only the upstream tier may set them.
+    assert own <= {header.lower() for header in proxy["cleared_headers"]}
+
+
+def test_a_forwarded_certificate_header_needs_the_front_ends_verified_identity():
+    hosts, groups = copy.deepcopy(SINGLE)
+    hosts["orders-1"] = dict(SERVICE, mtls_upstream_forwarded_cert={
+        "request_header": "X-SSL-Client-Cert", "trusted_sources": ["10.0.0.0/24"]})
+    assert any("trusted_subjects (the verified subject DNs of the front ends" in p for p in plan(hosts, groups)["problems"])
+    hosts["orders-1"]["mtls_upstream_forwarded_cert"]["trusted_subjects"] = ["CN=front-1"]
+    assert plan(hosts, groups)["problems"] == []
+
+
+def test_a_proxy_whose_header_buffer_is_not_larger_than_its_upstreams_is_refused():
+    hosts, groups = copy.deepcopy(SINGLE)
+    hosts["orders-2"]["mtls_upstream_response_header_buffer"] = "16k"
+    problems = plan(hosts, groups)["problems"]
+    assert problems == ["billing-1: mtls_proxy_response_header_buffer: 16k is not at least 1024 bytes more than the "
+                        "response_header_buffer (16k) of the upstream tier mtls-upstream on orders-2, which adds headers "
+                        "of its own to what its backend answered; an answer that tier accepts would fail here with 502 "
+                        "(upstream sent too big header). Make the proxy's larger."]
+    hosts["billing-1"]["mtls_proxy_response_header_buffer"] = "32k"
+    assert plan(hosts, groups)["problems"] == []
+
+
+@pytest.mark.parametrize("window,times,retried", [
+    (50, "0.000", True), (50, "0.050", True), (50, "0.051", False), (50, "0.000, 0.012", True),
+    (50, "0.000, 1.003", False), (50, "1.000", False), (250, "0.199", True), (250, "0.251", False),
+    (5, "0.005", True), (5, "0.006", False)])
+def test_the_retry_window_matches_nginx_response_times_within_it(window, times, retried):
+    import re
+
+    assert bool(re.fullmatch(_tier.ms_regex(window), times)) == retried
+
+
+def _shared_host_mesh(local_groups=True):
+    """orders and billing on one host, each calling audit on another."""
+    mesh = {"trust_domain": "mesh.internal", "services": [
+        {"name": "orders", "group": "svc_orders", "backend_url": "http://127.0.0.1:8000", "port": 8443,
+         "calls": [{"service": "audit"}] if local_groups else [{"service": "audit", "port": 9001}]},
+        {"name": "billing", "group": "svc_billing", "backend_url": "http://127.0.0.1:8001", "port": 8444,
+         "calls": [{"service": "audit"}] if local_groups else [{"service": "audit", "port": 9002}]},
+        {"name": "audit", "group": "svc_audit", "backend_url": "http://127.0.0.1:8002", "port": 8443},
+    ]}
+    if local_groups:
+        mesh["services"][0]["local_group"] = "svc-orders"
+        mesh["services"][1]["local_group"] = "svc-billing"
+    return ({"app-1": {}, "app-2": {}}, {"svc_orders": ["app-1"], "svc_billing": ["app-1"], "svc_audit": ["app-2"]},
+            {"mtls_mesh": mesh})
+
+
+def test_a_service_with_a_local_group_listens_on_a_socket_only_its_group_may_open():
+    hosts, groups, all_vars = _shared_host_mesh()
+    result = plan(hosts, groups, all_vars=all_vars)
+    assert result["problems"] == [] and result["warnings"] == []
+    proxies = {record["service"]: record for record in result["hosts"]["app-1"]["proxy"]}
+    orders = proxies["orders"]
+    assert orders["listen"] == ["unix:/run/mtls-nginx/orders/audit.sock"]
+    assert orders["probe"] == {"address": "localhost", "socket": "/run/mtls-nginx/orders/audit.sock"}
+    assert orders["local_access"]["dir"] == "/run/mtls-nginx/orders"
+    assert orders["local_access"]["group"] == "svc-orders"
+    # verify opens it as its own group (connects), as no service (refused), and as billing (refused).
+    assert orders["local_access"]["trials"] == [
+        {"group": "svc-orders", "expect": "connected"},
+        {"group": "nogroup", "expect": "refused"},
+        {"group": "svc-billing", "expect": "refused", "service": "billing"}]
+    assert proxies["billing"]["local_access"]["trials"][2] == {"group": "svc-orders", "expect": "refused",
+                                                               "service": "orders"}
+
+
+def test_callers_sharing_a_host_without_local_groups_are_warned_about():
+    hosts, groups, all_vars = _shared_host_mesh(local_groups=False)
+    result = plan(hosts, groups, all_vars=all_vars)
+    assert result["problems"] == []
+    assert result["warnings"] == [
+        "app-1: the listeners of billing, orders are open to every local process, so a process of billing or "
+        "orders can call as them; give each mesh service on a shared host a local_group in mtls_mesh"]
+
+
+def test_a_local_group_takes_no_call_port_and_must_be_a_group_name():
+    hosts, groups, all_vars = _shared_host_mesh()
+    all_vars["mtls_mesh"]["services"][0]["calls"][0]["port"] = 9001
+    all_vars["mtls_mesh"]["services"][1]["local_group"] = "Billing Team"
+    problems = plan(hosts, groups, all_vars=all_vars)["problems"]
+    assert ("service orders: calls[0] takes no port: with local_group, its listeners are unix sockets "
+            "(/run/mtls-nginx/orders/audit.sock)") in problems
+    assert any(p.startswith("service billing: local_group 'Billing Team' is not a unix group name") for p in problems)
