@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import re
 import traceback
+import warnings
 
 from ._values import check as value_problem
 
@@ -228,6 +229,12 @@ def _parse_blocks(data, path, label, loader, what):
     if not found:
         raise PKIError("%s: not a readable PEM %s (no -----BEGIN %s----- block)" % (path, what, label))
     return found
+
+
+# Public CA bundles (Mozilla's) hold certificates with a serial that is not positive; cryptography
+# warns on stderr when it parses one, which Ansible reports as a module writing to stderr. Reading
+# a bundle is what the collection does with them; nothing is signed with their serials.
+warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive")
 
 
 # --- certificates -----------------------------------------------------------------------------

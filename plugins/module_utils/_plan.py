@@ -494,6 +494,18 @@ def plan(inventory, defaults, known=None, focus=None, unknown_as=None):
     for key in sorted({key for variables in planner.hosts.values() for key in _prefixed(variables, "pki")}):
         if not key.startswith("host_"):
             pki[key] = _shared(planner.hosts, "mtls_pki_" + key, pki.get(key), planner.problems)
+    ca_host = pki.get("ca_host") or ""
+    if ca_host and (not isinstance(ca_host, str) or ca_host not in planner.hosts):
+        planner.problems.append("mtls_pki_ca_host: %s is not a host of the inventory; the CA lives there, so Ansible "
+                                "must reach it like any other host (or leave it empty to keep the CA on the "
+                                "controller)" % _values.show(ca_host))
+    if isinstance(pki.get("ca_pkcs11"), dict) and pki["ca_pkcs11"]:
+        missing = [name for name in ("module_path", "token_label", "pin", "key_label") if not pki["ca_pkcs11"].get(name)]
+        if missing:
+            planner.problems.append("mtls_pki_ca_pkcs11: %s missing (the token's library, its label, the PIN and the "
+                                    "label of the CA's keys)" % ", ".join(missing))
+    # The PIN stays in its variable: the plan says only whether the CA's keys are in a token.
+    pki["ca_pkcs11"] = bool(pki.get("ca_pkcs11"))
     planner.single()
     mesh = planner.mesh()
     planner.check_hosts()

@@ -116,3 +116,56 @@ class Rollover:
 
     def _result(self, generation, state):
         return {"changed": bool(self.moves), "generation": generation, "state": state, "moves": self.moves}
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def read_state(directory, intermediate=False, make_next=False):
+    """What the tiers and the playbooks need to know of the CA directory ``directory``, read where
+    the CA is (the controller or the CA host): its generations (oldest first: the retiring one, the
+    one that signs, the coming one), the serials revoked by hand in ``revoked.txt``, the bundle of CA
+    certificates every host trusts, the bundle of CRLs of every CA that issues host certificates
+    (``intermediate``: an issuing intermediate below each root), the signing CA's chain, and the
+    serials its ledger knows. ``make_next``: phase 1 of a rollover makes the coming CA now.
+    Nothing is written; a file not made yet is left out of its bundle."""
+    generation = read_generation(directory) if os.path.isdir(directory) else 1
+    generations = []
+    if os.path.exists(os.path.join(directory, "ca-previous.pem")):
+        generations.append({"suffix": "-previous", "generation": generation - 1})
+    generations.append({"suffix": "", "generation": generation})
+    if make_next or os.path.exists(os.path.join(directory, "ca-next.pem")):
+        generations.append({"suffix": "-next", "generation": generation + 1})
+    stems = ["ca"] + (["intermediate"] if intermediate else [])
+    suffixes = [item["suffix"] for item in generations]
+
+    def bundle(names):
+        found = [_read(os.path.join(directory, name)) for name in names]
+        return "\n".join(text.strip() for text in found if text) + "\n" if any(found) else ""
+
+    revoked_text = _read(os.path.join(directory, "revoked.txt")) or ""
+    revoked = [line.split("#", 1)[0].strip().upper() for line in revoked_text.splitlines()]
+    issuer = "intermediate-chain.pem" if intermediate else "ca.pem"
+    from ._ledger import LEDGER_FILE, Ledger
+
+    ledger = Ledger(os.path.join(directory, LEDGER_FILE))
+    return {
+        "exists": os.path.exists(os.path.join(directory, "ca.pem")),
+        "generation": generation,
+        "generations": generations,
+        "has_next": os.path.exists(os.path.join(directory, "ca-next.pem")),
+        "has_previous": os.path.exists(os.path.join(directory, "ca-previous.pem")),
+        "revoked_file_serials": [serial for serial in revoked if serial],
+        "anchor_bundle": bundle(["ca%s.pem" % suffix for suffix in suffixes]),
+        "crl_bundle": bundle(["%s%s.crl" % (stem, suffix) for stem in stems for suffix in suffixes]),
+        "issuer_chain": _read(os.path.join(directory, issuer)) or "",
+        "issuer_path": os.path.join(directory, issuer),
+        "certificates": {name: _read(os.path.join(directory, name)) or ""
+                         for name in ("ca-next.pem", "ca-previous.pem", "intermediate-previous.pem")},
+        "ledger_serials": sorted(entry["serial"] for entry in ledger.entries),
+    }

@@ -133,6 +133,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_waits:
+  description:
+    - Each wait for the lock of the CA's directory, which another run held (also shown as a warning) -
+      the directory, who held the lock when this run found it taken, and the seconds waited.
+  type: list
+  elements: dict
+  returned: always
+  sample: [{"path": "/var/lib/mtls-nginx/pki", "holder": "mtls.nginx.revoke (for web-1) on ca-1 (pid 4242) since 2026-12-06T03:00:00Z", "seconds": 2.4}]
 ca:
   description: The root CA of the directory (C(ca.pem)).
   returned: success
@@ -208,6 +216,7 @@ path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError, require_cryptography
+from ansible_collections.mtls.nginx.plugins.module_utils._ledger import wait_messages, waits
 
 
 def main():
@@ -241,6 +250,9 @@ def main():
                                       params["expect_ca_fingerprint"], module.check_mode)
     except (PKIError, OSError) as exc:
         module.fail_json(msg=str(exc))
+    for message in wait_messages():
+        module.warn(message)
+    result["lock_waits"] = waits()
     module.exit_json(**result)
 
 

@@ -306,6 +306,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_waits:
+  description:
+    - Each wait for the lock of the CA's directory, which another run held (also shown as a warning) -
+      the directory, who held the lock when this run found it taken, and the seconds waited.
+  type: list
+  elements: dict
+  returned: always
+  sample: [{"path": "/var/lib/mtls-nginx/pki", "holder": "mtls.nginx.revoke (for web-1) on ca-1 (pid 4242) since 2026-12-06T03:00:00Z", "seconds": 2.4}]
 reasons:
   description: Why the key, CSR or certificate was (or, in check mode, would be) made; empty when nothing changed.
   returned: always
@@ -395,6 +403,7 @@ from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
     require_cryptography,
 )
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
+from ansible_collections.mtls.nginx.plugins.module_utils._ledger import wait_messages, waits
 from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import token_key_argument_spec
 
 
@@ -456,6 +465,9 @@ def main():
         module.fail_json(msg=str(exc))
     # A newly signed certificate is a change even when sign writes no file.
     changed = writer.changed or bool(result.get("signed"))
+    for message in wait_messages():
+        module.warn(message)
+    result["lock_waits"] = waits()
     module.exit_json(changed=changed, diff=writer.diff, **result)
 
 

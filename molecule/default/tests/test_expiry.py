@@ -27,7 +27,7 @@ def test_the_table_lists_every_certificate_and_crl_of_every_host_soonest_first(p
     days = [float(re.split(r" {2,}", row.strip())[-2]) for row in rows]
     assert days == sorted(days)
     assert all(row.strip().endswith(("ok", "warning")) for row in rows), rows
-    assert "localhost (controller)" in out
+    assert "localhost (the CA)" in out
     assert all(counts["failed"] == 0 for counts in recap.values())
 
 

@@ -409,3 +409,16 @@ def test_a_local_group_takes_no_call_port_and_must_be_a_group_name():
     assert ("service orders: calls[0] takes no port: with local_group, its listeners are unix sockets "
             "(/run/mtls-nginx/orders/audit.sock)") in problems
     assert any(p.startswith("service billing: local_group 'Billing Team' is not a unix group name") for p in problems)
+
+
+def test_a_ca_host_must_be_in_the_inventory_and_a_token_ca_needs_its_settings_but_the_pin_stays_out():
+    hosts, groups = copy.deepcopy(SINGLE)
+    result = plan(hosts, groups, all_vars={"mtls_pki_ca_host": "ca-1", "mtls_pki_ca_pkcs11": {"pin": "1234"}})
+    assert any(p.startswith("mtls_pki_ca_host: 'ca-1' is not a host of the inventory") for p in result["problems"])
+    assert any(p.startswith("mtls_pki_ca_pkcs11: module_path, token_label, key_label missing") for p in result["problems"])
+    assert "1234" not in repr(result)
+    hosts["ca-1"] = {}
+    result = plan(hosts, groups, all_vars={"mtls_pki_ca_host": "ca-1"})
+    assert result["problems"] == [] and result["pki"]["ca_host"] == "ca-1"
+    # The CA host runs no tier of its own.
+    assert "ca-1" not in result["hosts"]

@@ -98,3 +98,33 @@ def test_a_damaged_generation_file_is_named(pki):
     (pki / "generation").write_text("two\n")
     with pytest.raises(PKIError, match="generation: holds 'two'"):
         read_generation(str(pki))
+
+
+def test_read_state_gives_what_hosts_need_and_never_a_key(pki):
+    from ansible_collections.mtls.nginx.plugins.module_utils._rollover import read_state
+
+    (pki / "revoked.txt").write_text("# by hand\n7e57ed0001  # lost laptop\n\n")
+    state = read_state(str(pki), intermediate=True)
+    assert state["exists"] and state["generation"] == 1 and not state["has_next"] and not state["has_previous"]
+    assert state["generations"] == [{"suffix": "", "generation": 1}]
+    assert state["revoked_file_serials"] == ["7E57ED0001"]
+    assert state["anchor_bundle"] == "old root.pem\n"
+    assert state["crl_bundle"] == "old root.crl\nold issuer.crl\n"
+    assert state["issuer_chain"] == "old issuer-chain.pem"
+    assert state["ledger_serials"] == []
+    assert ".key" not in repr(state)
+    # During a rollover: the coming CA joins the bundles, oldest first; phase 1 counts it before it exists.
+    assert [g["suffix"] for g in read_state(str(pki), make_next=True)["generations"]] == ["", "-next"]
+    _make(pki, "ca", "-next", "new root")
+    _make(pki, "intermediate", "-next", "new issuer")
+    state = read_state(str(pki), intermediate=True)
+    assert state["has_next"] and state["anchor_bundle"] == "old root.pem\nnew root.pem\n"
+    assert state["crl_bundle"] == "old root.crl\nnew root.crl\nold issuer.crl\nnew issuer.crl\n"
+    assert state["certificates"]["ca-next.pem"] == "new root.pem"
+
+
+def test_read_state_of_a_directory_not_made_yet_is_empty(tmp_path):
+    from ansible_collections.mtls.nginx.plugins.module_utils._rollover import read_state
+
+    state = read_state(str(tmp_path / "nothing"))
+    assert not state["exists"] and state["anchor_bundle"] == "" and state["crl_bundle"] == ""
