@@ -44,6 +44,9 @@ sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
 # date is made anew; a folder that is not a virtual environment is never removed.
 mtls_venv() {
   local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash
+  # The interpreter a virtual environment was made from, never one inside a venv: "python3" of a
+  # shell that sourced this file is .venv's own, which the rebuild below removes.
+  python="$("$python" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)')" || return 1
   hash="$(cat "$requirements" ${nodeps:+"$nodeps"} | sha256sum | cut -c1-16)"
   if [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$hash" ] &&
     [ "$("$venv/bin/python" -V 2>&1)" = "$("$python" -V 2>&1)" ]; then
