@@ -78,7 +78,7 @@ def test_the_key_is_made_and_checked_as_another_user_in_a_child_process(monkeypa
 def test_token_sessions_one_after_another_and_the_library_finalised_between(token):
     """Each Token initialises the library and finalises it when it closes, so that a child
     process forked later starts from a library nobody initialised."""
-    for _ in range(3):
+    for _attempt in range(3):
         session = _pkcs11.Token(SOFTHSM, token, PIN)
         session.close()
         session.close()  # twice is harmless
