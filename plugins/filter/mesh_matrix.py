@@ -63,16 +63,26 @@ _value:
       description: One message per request whose outcome differs from the declaration's, naming the edge and host.
       type: list
       elements: str
+    dot:
+      description:
+        - The same result as a Graphviz DOT graph - the services as nodes, each declared edge green
+          when every caller host got its answer and red (labelled with what was observed) when not,
+          each pair not declared but reachable red and dashed; pairs refused as expected are not drawn.
+      type: str
 """
 
 from ansible.errors import AnsibleFilterError
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.mtls.nginx.plugins.module_utils._mesh import matrix
 
 
 def mesh_matrix(plan_result, tried, expect_identity=True):
     if not isinstance(plan_result, dict) or not isinstance(tried, list):
         raise AnsibleFilterError("mesh_matrix: expects the plan (a dict) and what each host tried (a list)")
+    # -e gives a string: "false" is false, as Ansible's bool filter reads it.
+    if isinstance(expect_identity, str):
+        expect_identity = boolean(expect_identity, strict=False)
     return matrix(plan_result, tried, bool(expect_identity))
 
 

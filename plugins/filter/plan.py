@@ -49,6 +49,12 @@ options:
         what C(mtls_nginx_unknown_variables) says (C(error) unless set).
     type: str
     choices: [error, warning]
+  playbook:
+    description:
+      - The collection's playbook that plans (C(rotate), C(revoke), ...), whose own variables
+        (C(mtls_<playbook>_*), documented in C(playbooks/vars/argument_specs.yml)) are checked too -
+        the type of each, and any of its prefix that it does not have (with the closest name).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -113,15 +119,41 @@ from ansible_collections.mtls.nginx.plugins.module_utils._plan import plan as _p
 from ansible_collections.mtls.nginx.plugins.plugin_utils import _role_data
 
 
-def plan(groups, hostvars, focus=None, unknown_variables=None):
+def plan(groups, hostvars, focus=None, unknown_variables=None, playbook=None):
     if not isinstance(groups, dict) and not hasattr(groups, "keys"):
         raise AnsibleFilterError("plan expects the inventory's groups (a dict), not %s" % type(groups).__name__)
     if unknown_variables not in (None, "error", "warning"):
         raise AnsibleFilterError("plan: unknown_variables must be error or warning, not %r" % (unknown_variables,))
     inventory = _role_data.inventory(groups, hostvars)
+    # A value of the wrong type is named with what its role expects, and planning stops there:
+    # nothing would read it right.
+    # One message per mistake, naming the hosts it is on (a group_vars mistake is on many).
+    focused = set(_role_data.plain(focus)) if focus is not None else None
+    hosts_of = {}
+    for host in sorted(inventory["hosts"]):
+        if focused is None or host in focused:
+            for message in _role_data.type_problems(inventory["hosts"][host]):
+                hosts_of.setdefault(message, []).append(host)
+    # The playbook's own variables (-e, or the inventory), as its argument specs document them.
+    unknown_playbook = []
+    if playbook:
+        for host in sorted(inventory["hosts"]):
+            if focused is None or host in focused:
+                mistyped_here, unknown_here = _role_data.playbook_problems(playbook, inventory["hosts"][host])
+                for message in mistyped_here:
+                    hosts_of.setdefault(message, []).append(host)
+                unknown_playbook.extend(message for message in unknown_here if message not in unknown_playbook)
+    if hosts_of:
+        mistyped = ["%s: %s" % (", ".join(hosts) if len(hosts) <= 3 else "%s and %d other hosts" % (
+            ", ".join(hosts[:3]), len(hosts) - 3), message) for message, hosts in hosts_of.items()]
+        return {"problems": inventory["problems"] + mistyped, "warnings": [], "hosts": {}, "slots": {},
+                "options": {}, "pki": {}, "mesh": {}}
     result = _plan(inventory, _role_data.defaults(), known=_role_data.known(),
                    focus=_role_data.plain(focus) if focus is not None else None, unknown_as=unknown_variables)
     result["problems"] = inventory["problems"] + result["problems"]
+    if unknown_playbook:
+        target = result["warnings"] if result.get("unknown_as") == "warning" else result["problems"]
+        target.extend(unknown_playbook)
     return result
 
 

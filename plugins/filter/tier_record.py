@@ -76,6 +76,15 @@ def tier_record(kind, host, variables, groups=None, hostvars=None):
     variables = _role_data.plain(variables)
     defaults = _role_data.defaults()
     known = _role_data.known()
+    # A value of the wrong type is named with what its role expects, before anything reads it.
+    mistyped = _role_data.type_problems(variables)
+    if mistyped:
+        prefix = "mtls_%s_" % kind
+        suffixes = [name[len(prefix):] for name in sorted(variables) if name.startswith(prefix)]
+        allowed = set(known[kind]) | set(_tier.PLAYBOOK_VARIABLES[kind])
+        unknown = ["%s%s: not a variable of the %s tier%s" % (prefix, suffix, kind, _tier.near(suffix, known[kind], prefix))
+                   for suffix in suffixes if suffix not in allowed]
+        return {"record": {}, "problems": mistyped + unknown}
     values = dict(defaults[kind])
     values.update(_plan._prefixed(variables, kind))
     for key in _tier.PLAYBOOK_VARIABLES[kind]:

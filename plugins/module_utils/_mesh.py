@@ -399,9 +399,50 @@ def matrix(plan_result, tried, expect_identity=True):
         lines.append("%-*s  %s" % (width, caller, "  ".join("%-*s" % (column, cell) for cell in row)))
     lines.append("200: a declared edge answered with the caller's identity at the backend; 403: refused, "
                  "as undeclared; expected!observed where they differ; -: no listener or certificate to try")
+    dot = graph(declared, found)
     local = local_differences(tried)
     tried_local = sum(len(entry.get("local") or []) for entry in tried)
     if tried_local:
         lines.append("Listeners kept to their service's local group: %d local users tried, %d as expected"
                      % (tried_local, tried_local - len(local)))
-    return {"lines": lines, "differences": differences + local}
+    return {"lines": lines, "differences": differences + local, "dot": dot}
+
+
+def _quoted(text):
+    return '"%s"' % str(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def graph(services, found):
+    """What ``mtls.nginx.verify`` observed as a Graphviz DOT graph: the services (and the single
+    service's callers and callees) as nodes; each declared edge green when every caller host got
+    its 200, red with what was observed otherwise; each pair that is not declared but answered
+    something else than 403 (reachable) red and dashed. Pairs refused as expected are not drawn."""
+    nodes = list(services)
+    edges = {}
+    for seen in found:
+        for name in (seen["caller"], seen["callee"]):
+            if name not in nodes:
+                nodes.append(name)
+        key = (seen["caller"], seen["callee"])
+        entry = edges.setdefault(key, {"expected": seen["expected"], "observed": [], "hosts": []})
+        if str(seen["observed"]) != str(seen["expected"]):
+            entry["observed"].append("%s from %s" % (seen["observed"], seen["host"]))
+        entry["hosts"].append(seen["host"])
+    lines = ["digraph mtls_nginx_verify {",
+             '  graph [rankdir=LR, label="mtls.nginx.verify: green, declared and answered; red, declared and '
+             'failing; red dashed, not declared but reachable", labelloc=t, fontname="sans-serif"];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="sans-serif"];',
+             '  edge [fontname="sans-serif", fontsize=10];']
+    lines.extend("  %s;" % _quoted(name) for name in nodes)
+    for (caller, callee), entry in sorted(edges.items()):
+        if entry["expected"] == 200:
+            if entry["observed"]:
+                lines.append("  %s -> %s [color=red, penwidth=2, label=%s];" % (
+                    _quoted(caller), _quoted(callee), _quoted("; ".join(entry["observed"]))))
+            else:
+                lines.append("  %s -> %s [color=green4, penwidth=2];" % (_quoted(caller), _quoted(callee)))
+        elif entry["observed"]:
+            lines.append("  %s -> %s [color=red, style=dashed, label=%s];" % (
+                _quoted(caller), _quoted(callee), _quoted("not declared: " + "; ".join(entry["observed"]))))
+    lines.append("}")
+    return "\n".join(lines) + "\n"

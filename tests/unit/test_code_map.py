@@ -1,5 +1,6 @@
-"""The README's map of the code matches the tree: every path it names exists, and every role,
-plugin directory, module_utils file, playbook, Molecule scenario and script is on it."""
+"""The map of the code, in the architecture guide of the documentation site, matches the tree:
+every path it names exists, and every role, plugin directory, module_utils file, playbook,
+Molecule scenario and script is on it."""
 
 import glob
 import os
@@ -8,15 +9,21 @@ import re
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MAP_DOCUMENT = os.path.join(ROOT, "README.md")
+MAP_DOCUMENT = os.path.join(ROOT, "docs", "docsite", "rst", "architecture.rst")
 
 
 def _map_block():
+    """The first literal block after "The map of the code" (an RST code-block or "::" block: the
+    indented lines after it, up to the first line indented less), dedented."""
     with open(MAP_DOCUMENT, encoding="utf-8") as handle:
         text = handle.read()
-    found = re.search(r"The map of the code.*?\n```\n(.*?)\n```", text, re.S)
+    found = re.search(r"The map of the code.*?(?:^\.\. code-block::[^\n]*|::)\n(?:[ \t]*:[^\n]*\n)*\n"
+                      r"((?:[ \t]+[^\n]*\n|[ \t]*\n)+)", text, re.S | re.M)
     assert found, "%s has no map of the code (a code block after 'The map of the code')" % MAP_DOCUMENT
-    return found.group(1)
+    lines = found.group(1).rstrip().split("\n")
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    assert indent > 0, "the map of the code in %s is not an indented literal block" % MAP_DOCUMENT
+    return "\n".join(line[indent:] for line in lines)
 
 
 def mapped_paths():

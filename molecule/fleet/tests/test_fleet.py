@@ -206,13 +206,20 @@ def test_service_certificates_carry_the_workload_identity_and_keys_stay_private(
         assert host.file(key).mode == 0o600, key
 
 
-def test_verify_passes_and_prints_the_matrix():
-    rc, output, recap = run_playbook("mtls.nginx.verify")
+def test_verify_passes_and_prints_the_matrix(tmp_path):
+    rc, output, recap = run_playbook("mtls.nginx.verify", "-e", "mtls_verify_graph=%s" % (tmp_path / "fleet"))
     assert rc == 0, output
     assert "caller \\\\ callee" in output or "caller \\ callee" in output
     # Three listeners kept to a group (billing's on f-billing1, ledger's on f-billing1 and
     # f-ledger1): its own group, nogroup, and on f-billing1 the other service's group.
     assert "Listeners kept to their service's local group: 8 local users tried, 8 as expected" in output
+    # The same as a picture: every declared edge green, nothing red.
+    dot = (tmp_path / "fleet.dot").read_text()
+    for edge in PLAN["edges"]:
+        assert '"%s" -> "%s" [color=green4, penwidth=2];' % (edge["caller"], edge["callee"]) in dot
+    assert "color=red" not in dot
+    svg = (tmp_path / "fleet.svg").read_text()
+    assert svg.lstrip().startswith(("<?xml", "<svg")) and "web" in svg
     assert all(counters["changed"] == 0 and counters["failed"] == 0 for counters in recap.values()), recap
 
 
@@ -222,11 +229,14 @@ def test_verify_fails_naming_the_edge_a_caller_still_uses_after_it_left_the_decl
     web["calls"] = [call for call in web["calls"] if call["service"] != "catalog"]
     extra = tmp_path / "mesh.json"
     extra.write_text(json.dumps({"mtls_mesh": mesh}))
-    rc, output, _recap = run_playbook("mtls.nginx.verify", "-e", "@%s" % extra)
+    rc, output, _recap = run_playbook("mtls.nginx.verify", "-e", "@%s" % extra, "-e", "mtls_verify_graph=%s" % (tmp_path / "left"))
     assert rc != 0, output
     for host in ("f-web1", "f-web2"):
         assert "web -> catalog from %s: expected 403, observed 200" % host in output, output
     assert "web -> orders from" not in output
+    # The graph shows the pair that is no longer declared but still answers, red and dashed.
+    dot = (tmp_path / "left.dot").read_text()
+    assert '"web" -> "catalog" [color=red, style=dashed, label="not declared: 200 from f-web1; 200 from f-web2"];' in dot
 
 
 def test_verify_fails_naming_a_listener_that_another_local_user_can_open(hosts):

@@ -10,7 +10,10 @@ ROLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles")
 
 
 def _load(role, *parts):
-    with open(os.path.join(ROLES, role, *parts), encoding="utf-8") as handle:
+    path = os.path.join(ROLES, role, *parts)
+    if parts[0] == "defaults" and not os.path.exists(path):
+        return {}  # a role without defaults (roles/tier_checks)
+    with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle) or {}
 
 
@@ -41,3 +44,19 @@ def test_every_documented_option_has_a_default_or_is_required(role):
     for entry_name, entry in specs.items():
         for name, spec in (entry.get("options") or {}).items():
             assert name in defaults or spec.get("required"), "%s %s: %s has no default" % (role, entry_name, name)
+
+
+def test_the_platform_check_falls_back_to_nginx_commons_default():
+    """roles/tier_checks runs before nginx_common is loaded, so it repeats nginx_common's default list
+    of platforms as its fallback: the two must agree."""
+    import os
+    import re
+
+    import yaml
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles")
+    with open(os.path.join(root, "nginx_common", "defaults", "main.yml")) as handle:
+        default = yaml.safe_load(handle)["mtls_nginx_platforms"]
+    with open(os.path.join(root, "tier_checks", "tasks", "platform.yml")) as handle:
+        fallback = re.search(r"mtls_nginx_platforms \| default\((\[[^\]]*\])\)", handle.read()).group(1)
+    assert yaml.safe_load(fallback) == default

@@ -48,6 +48,9 @@ def test_a_declared_edge_without_the_callers_identity_or_answer_differs():
         "web -> orders from w1: expected 200, observed id (the answer does not carry spiffe://mesh.internal/web)"]
     # The identity is not required where the backend does not echo it.
     assert mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200, content="{}")]}], False)["differences"] == []
+    # As -e gives it: the string "false" is false, never a non-empty string that is true.
+    assert mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200, content="{}")]}], "false")["differences"] == []
+    assert mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200, content="{}")]}], "true")["differences"] != []
     down = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(-1, msg="Connection refused")],
                                "undeclared": [undeclared(None, "handshake failed")]}])
     assert down["differences"] == [
@@ -63,3 +66,22 @@ def test_a_prefix_of_the_callers_identity_is_not_its_identity():
 def test_wrong_arguments_are_an_error():
     with pytest.raises(AnsibleFilterError, match="expects the plan"):
         mesh_matrix([], [])
+
+
+def test_the_graph_shows_declared_edges_by_outcome_and_reachable_undeclared_pairs():
+    good = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(200)], "undeclared": [undeclared(403)]}])["dot"]
+    assert good.startswith("digraph mtls_nginx_verify {") and good.rstrip().endswith("}")
+    assert '"web";' in good and '"orders";' in good
+    assert '"web" -> "orders" [color=green4, penwidth=2];' in good
+    # A pair refused as declared is not drawn.
+    assert '"web" -> "web"' not in good
+    bad = mesh_matrix(PLAN, [{"host": "w1", "declared": [declared(502)], "undeclared": [undeclared(200)]}])["dot"]
+    assert '"web" -> "orders" [color=red, penwidth=2, label="502 from w1"];' in bad
+    assert '"web" -> "web" [color=red, style=dashed, label="not declared: 200 from w1"];' in bad
+
+
+def test_the_graph_quotes_names_dot_would_read_otherwise():
+    from ansible_collections.mtls.nginx.plugins.module_utils import _mesh
+
+    dot = _mesh.graph(['a"b'], [{"caller": 'a"b', "callee": "c\\d", "host": "h", "expected": 200, "observed": 200}])
+    assert '"a\\"b" -> "c\\\\d" [color=green4, penwidth=2];' in dot
