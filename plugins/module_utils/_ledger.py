@@ -219,6 +219,9 @@ class Ledger:
             "fingerprint_sha256": describe(cert)["fingerprint_sha256"],
             "signed_at": _iso(now),
             "status": "valid",
+            # The certificate itself (public): the upstream tiers pre-compute the identity of
+            # their callers' certificates from it (mtls.nginx.identity_map).
+            "pem": _pem(cert),
         }
         for other in self.select(hosts=[host], tiers=[tier], statuses=["valid"]):
             if host and tier and other.get("public_key_sha256") == key:
@@ -269,6 +272,12 @@ def _serial(serial):
     if not text or any(char not in "0123456789ABCDEF" for char in text):
         raise PKIError("%r is not a certificate serial in hex" % (serial,))
     return text.lstrip("0") or "0"
+
+
+def _pem(cert):
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def table(entries, statuses=(), now=None):

@@ -168,4 +168,7 @@ def read_state(directory, intermediate=False, make_next=False):
         "certificates": {name: _read(os.path.join(directory, name)) or ""
                          for name in ("ca-next.pem", "ca-previous.pem", "intermediate-previous.pem")},
         "ledger_serials": sorted(entry["serial"] for entry in ledger.entries),
+        # The valid certificates the CA issued (public), for the upstream tiers' known callers.
+        "issued": [{"host": entry.get("host", ""), "tier": entry.get("tier", ""), "pem": entry["pem"]}
+                   for entry in ledger.entries if entry["status"] == "valid" and entry.get("pem")],
     }

@@ -116,6 +116,8 @@ def files(pki_dir, name, kind):
         "crl": "%s/%s.crl" % (directory, ca_stem),
         # The placeholder CA name told to clients where the upstream tier withholds its CA list.
         "withheld": "%s/ca-list-withheld.pem" % directory,
+        # An upstream tier's maps of its known callers' identities (nginx_common known_callers.yml).
+        "known_callers": "%s/known-callers.conf" % directory,
     }
 
 
@@ -440,6 +442,9 @@ def _upstream(host, read, nginx, model, mesh, problems):
         "tls": dict(_tls(read, nginx), ecdh_curve=read.list("ssl_ecdh_curve")),
         "identity_headers": headers,
         "identity_fields": [field for field in IDENTITY_FIELDS if field in fields],
+        # Whether the identity values of the declared callers' certificates are computed once
+        # (from the CA's ledger) and looked up, instead of by nginx for every request.
+        "known_callers": read.flag("known_callers", True),
         # The user's list, then every identity look-alike, less the names this tier sets itself.
         "cleared_headers": _unique([header for header in cleared + identity_lookalikes()
                                     if str(header).lower() not in own], case_sensitive=False),

@@ -90,6 +90,13 @@ certificates:
   description: The PEM of C(ca-next.pem), C(ca-previous.pem) and C(intermediate-previous.pem), empty where absent (the rollover phases check them).
   type: dict
   returned: always
+issued:
+  description:
+    - The valid certificates of the CA's issuance ledger (public), each C(host), C(tier) and C(pem),
+      from which the upstream tiers pre-compute their known callers' identities (P(mtls.nginx.identity_map#filter)).
+  type: list
+  elements: dict
+  returned: always
 ledger_serials:
   description: Every serial the CA's issuance ledger knows.
   type: list

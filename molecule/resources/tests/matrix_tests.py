@@ -10,6 +10,7 @@ import base64
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -107,6 +108,55 @@ def serving_from_files(tmp_path, upstream, **variables):
 
 
 # --- what must pass ----------------------------------------------------------------------------
+
+IDENTITY_HEADERS = ("X-Client-Cert", "X-Client-Verify", "X-Client-DN", "X-Client-Issuer-DN", "X-Client-Serial",
+                    "X-Client-Fingerprint", "X-Client-SPIFFE-ID")
+KNOWN_CALLERS = "/etc/nginx/mtls/mtls-upstream/known-callers.conf"
+
+
+def identity_of(response):
+    """The identity headers the echo backend received."""
+    assert response.status == 200, response.body
+    seen = response.json()["headers"]
+    return {name: seen.get(name) for name in IDENTITY_HEADERS}
+
+
+def known_fingerprints(upstream):
+    """The certificates whose identity values the upstream tier looks up (the file its config includes)."""
+    assert "include %s;" % KNOWN_CALLERS in upstream.file("/etc/nginx/conf.d/mtls-upstream.conf").content_string
+    text = upstream.file(KNOWN_CALLERS).content_string
+    block = re.search(r"map \$ssl_client_fingerprint \$__mtls_u_cert_\w+ \{(.*?)\n\}", text, re.S).group(1)
+    return set(re.findall(r"^\s*([0-9a-f]{40}) ", block, re.M))
+
+
+def fingerprint_sha1(host, path):
+    out = host.check_output("openssl x509 -in %s -noout -fingerprint -sha1" % path)
+    return out.split("=", 1)[1].replace(":", "").lower()
+
+
+def without_lookup(upstreams, observe):
+    """What observe() returns while the upstream tiers (one host or a list) look up no caller: the
+    same maps with no entry, so nginx computes every value (as with mtls_upstream_known_callers:
+    false); the files are put back and nginx reloaded after."""
+    upstreams = upstreams if isinstance(upstreams, (list, tuple)) else [upstreams]
+    emptied = []
+    try:
+        for upstream in upstreams:
+            saved = upstream.file(KNOWN_CALLERS).content_string
+            without = re.sub(r"(?m)^\s*[0-9a-f]{40} .*\n", "", saved)
+            assert without != saved, "no known caller in %s" % KNOWN_CALLERS
+            with upstream.sudo():
+                upstream.check_output("cp -p %s %s.saved" % (KNOWN_CALLERS, KNOWN_CALLERS))
+                emptied.append(upstream)
+                upstream.check_output("printf %%s %s > %s && /usr/local/sbin/mtls-nginx-reload nginx"
+                                      % (shlex.quote(without), KNOWN_CALLERS))
+            assert known_fingerprints(upstream) == set()
+        return observe()
+    finally:
+        for upstream in emptied:
+            with upstream.sudo():
+                upstream.check_output("mv %s.saved %s && /usr/local/sbin/mtls-nginx-reload nginx" % (KNOWN_CALLERS, KNOWN_CALLERS))
+
 
 def test_valid_client_certificate_through_the_proxy_gets_200(proxy):
     response = curl(proxy, "http://127.0.0.1:8080/orders/42")

@@ -15,8 +15,9 @@ import time
 
 import pytest
 from cryptography import x509
-from matrix_tests import (as_proxy, fingerprint_of_files, make_client, name_of, put_client, refused_reason,
-                          serving_from_files, straight_to, with_client)
+from matrix_tests import (IDENTITY_HEADERS, as_proxy, fingerprint_of_files, fingerprint_sha1, identity_of, known_fingerprints,
+                          make_client, name_of, put_client, refused_reason, serving_from_files, straight_to, with_client,
+                          without_lookup)
 from mtls_testing import EPHEMERAL, PKI, PROXY_PKI, UPSTREAM_PKI, access_log, curl, extra_inventory, run_playbook
 from pkifactory import write
 
@@ -528,3 +529,31 @@ def test_a_restart_of_both_tiers_during_an_8_second_post_lets_it_finish_once(pro
             time.sleep(1)
         assert host.run("systemctl is-active nginx").stdout.strip() == "active", name_of(host)
     assert curl(proxy, "http://127.0.0.1:8080/after-restart").status == 200
+
+
+# --- identity computed once for known callers, the same bytes as nginx's own --------------------
+
+def test_known_callers_get_the_same_identity_headers_byte_for_byte_as_nginx_computes(proxy, upstreams):
+    """The proxy host's certificate is a known caller of every upstream host (its identity values
+    are in the file the upstream's config includes, looked up by fingerprint); a certificate made
+    now is not. With the lookup and without it (nginx computing every value), every identity
+    header the backend receives is the same, for both."""
+    upstream = upstreams[0]
+    fingerprint = fingerprint_sha1(proxy, "%s/client.pem" % PROXY_PKI)
+    for each in upstreams:
+        assert fingerprint in known_fingerprints(each), name_of(each)
+    cert, key = make_client(PKI, "not-a-known-caller")
+
+    def observed():
+        return {"known, through the proxy": identity_of(curl(proxy, "http://127.0.0.1:8080/identity")),
+                "known, straight": identity_of(as_proxy(proxy, upstream)),
+                "unknown": identity_of(with_client(proxy, upstream, "not-a-known-caller", cert, key))}
+
+    looked_up = observed()
+    assert looked_up["known, straight"]["X-Client-DN"] == "CN=" + name_of(proxy)
+    assert looked_up["known, straight"]["X-Client-Fingerprint"] == fingerprint
+    computed = without_lookup(upstreams, observed)
+    assert fingerprint in known_fingerprints(upstream)
+    for case, headers in computed.items():
+        for name in IDENTITY_HEADERS:
+            assert looked_up[case][name] == headers[name], (case, name, looked_up[case][name], headers[name])

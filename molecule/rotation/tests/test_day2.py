@@ -17,7 +17,8 @@ import time
 import pytest
 from cryptography import x509
 from day2_testing import SETTLE, Load, account, age_controller_crl, crl_number
-from matrix_tests import make_client, name_of, put
+from matrix_tests import (IDENTITY_HEADERS, fingerprint_sha1, identity_of, known_fingerprints, make_client, name_of, put,
+                          without_lookup)
 from mtls_testing import PKI, PROXY_PKI, UPSTREAM_PKI, curl, run_playbook
 
 SERVICE = "orders.internal"  # mtls_upstream_server_name in the inventory
@@ -90,6 +91,23 @@ def test_rotation_gives_every_host_a_new_key_made_on_it(load, upstreams, proxy):
     # Upstream hosts first, one batch at a time, each gated before the next.
     assert out.index("mtls-rotation-upstream-1") < out.index("mtls-rotation-proxy")
     assert out.count("Gate, a request from a proxy host") == 2, out[-4000:]
+
+
+def test_after_the_rotation_the_callers_new_certificate_is_looked_up_with_the_same_headers(upstreams, proxy):
+    """The rotation pushed the proxy's new certificate into every upstream tier's known callers:
+    its identity headers are looked up, and are byte for byte those nginx computes for it."""
+    fingerprint = fingerprint_sha1(proxy, PROXY_PKI + "/client.pem")
+    for upstream in upstreams:
+        assert fingerprint in known_fingerprints(upstream), name_of(upstream)
+
+    def observed():
+        return identity_of(curl(proxy, "http://127.0.0.1:8080/identity"))
+
+    looked_up = observed()
+    assert looked_up["X-Client-Fingerprint"] == fingerprint
+    computed = without_lookup(upstreams, observed)
+    for name in IDENTITY_HEADERS:
+        assert looked_up[name] == computed[name], (name, looked_up[name], computed[name])
 
 
 def test_rotation_in_check_mode_changes_nothing(load, upstreams, proxies):

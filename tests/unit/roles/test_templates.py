@@ -20,7 +20,7 @@ DEFINED = re.compile(r"^\s*(?:map\s+(?:\"[^\"]*\"|\S+)|geo\s+(?:\S+\s+)?|set)\s*
 
 def _environment(kind):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLES, kind, "templates")),
-                             extensions=["jinja2.ext.do"])
+                             extensions=["jinja2.ext.do"], trim_blocks=True)  # as Ansible's template module
     env.filters.update(core.FilterModule().filters())
     env.filters.update(urlsplit.FilterModule().filters())
     env.filters["mtls.nginx.nginx_exact_regex"] = nginx_exact_regex.FilterModule().filters()["nginx_exact_regex"]
@@ -67,3 +67,30 @@ def test_two_long_config_names_get_different_variables():
     first = {name for record in _records(LONG) for name in DEFINED.findall(_render(record))}
     second = {name for record in _records(LONG.replace("x", "y")) for name in DEFINED.findall(_render(record))}
     assert first and not first & second
+
+
+def test_an_upstream_tier_looks_its_known_callers_up_and_falls_back_to_nginxs_own_values():
+    from ansible_collections.mtls.nginx.plugins.module_utils import _identity
+
+    upstream, _proxy = _records("mtls-upstream")
+    text = _render(upstream)
+    vid = upstream["vid"]
+    assert "include %s;" % upstream["files"]["known_callers"] in text
+    # Every identity header and every allow-list reads the looked-up values.
+    assert "proxy_set_header X-Client-Cert $__mtls_u_cert_%s;" % vid in text
+    assert "proxy_set_header X-Client-DN $__mtls_u_s_dn_%s;" % vid in text
+    assert 'map "$__mtls_u_s_dn_%s" $__mtls_u_dn_ok_%s_2' % (vid, vid) in text
+    # The access log shows "-" without a client certificate, as nginx logs its own variables.
+    assert 'dn="$__mtls_u_log_dn_%s"' % vid in text and "serial=$__mtls_u_log_sn_%s " % vid in text
+    assert 'map $__mtls_u_s_dn_%s $__mtls_u_log_dn_%s {\n    ""      "-";' % (vid, vid) in text
+    config = [line.strip() for line in text.splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in config if "$ssl_client_s_dn" in line or "$ssl_client_escaped_cert" in line]
+    # The included maps: nginx's own variable is the default of each.
+    known = [{"fingerprint": "ab" * 20, "certificate": "-----BEGIN%20CERTIFICATE-----%0AMIIB%0A",
+              "subject_dn": "CN=billing-1", "issuer_dn": "CN=mtls.nginx CA", "serial": "0A1B"}]
+    maps = _identity.nginx_maps(upstream, known)
+    assert ("map $ssl_client_fingerprint $__mtls_u_cert_%s {\n    default $ssl_client_escaped_cert;\n"
+            '    %s "%s";\n}' % (vid, "ab" * 20, known[0]["certificate"])) in maps
+    assert ('map $ssl_client_fingerprint $__mtls_u_s_dn_%s {\n    default $ssl_client_s_dn;\n    %s "CN=billing-1";\n}'
+            % (vid, "ab" * 20)) in maps
+    assert all(len(name) <= _tier.VARIABLE_NAME_MAX for name in re.findall(r"\$(__mtls_u_\w+)", maps))

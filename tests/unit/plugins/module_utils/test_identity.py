@@ -1,0 +1,57 @@
+"""The identity values of a known caller's certificate, as nginx computes them per request."""
+
+import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.mtls.nginx.plugins.module_utils import _identity
+
+
+def _certificate(subject="billing-1", serial=0xABC, issuer="mtls.nginx CA"):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert, cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def test_the_pem_is_escaped_as_nginx_escapes_a_uri_component():
+    assert _identity.escaped_pem("-----BEGIN CERTIFICATE-----\nMIIB+/x=\n") == \
+        "-----BEGIN%20CERTIFICATE-----%0AMIIB%2B%2Fx%3D%0A"
+
+
+def test_the_serial_is_whole_bytes_of_upper_case_hex():
+    assert _identity.serial_hex(0xABC) == "0ABC"
+    assert _identity.serial_hex(0x7E57ED0002) == "7E57ED0002"
+
+
+def test_the_identity_of_a_certificate_is_its_fingerprint_and_nginxs_values():
+    cert, pem = _certificate()
+    found = _identity.identity(pem)
+    assert found["fingerprint"] == cert.fingerprint(hashes.SHA1()).hex()
+    assert found["certificate"].startswith("-----BEGIN%20CERTIFICATE-----%0A")
+    assert found["certificate"].endswith("%0A-----END%20CERTIFICATE-----%0A")
+    assert (found["subject_dn"], found["issuer_dn"], found["serial"]) == ("CN=billing-1", "CN=mtls.nginx CA", "0ABC")
+
+
+def test_names_this_code_cannot_render_as_openssl_does_are_left_to_nginx():
+    assert _identity.identity(_certificate(subject="bïlling")[1]) is None
+    assert _identity.identity(_certificate(subject='a"b')[1]) is None
+
+
+def test_the_map_holds_only_the_callers_certificates():
+    _cert, mine = _certificate("billing-1")
+    _cert, other = _certificate("reports-1")
+    issued = [{"host": "billing-1", "tier": "mtls-proxy", "pem": mine},
+              {"host": "reports-1", "tier": "mtls-proxy", "pem": other},
+              {"host": "billing-1", "tier": "mtls-reporting", "pem": other}]
+    found = _identity.identity_map(issued, [{"host": "billing-1", "name": "mtls-proxy"}])
+    assert [entry["subject_dn"] for entry in found] == ["CN=billing-1"]
+    assert _identity.identity_map(issued, []) == []
