@@ -50,6 +50,23 @@ class FileWriter:
         attributes = self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
         return written or attributes
 
+    def directory(self, path, mode, owner=None, group=None):
+        """Make the directory ``path`` when it is missing (its mode set as it is made), then apply
+        owner, group and mode; True when it was made or its attributes changed. In check mode a
+        missing directory is a change, and nothing is made."""
+        path = os.path.abspath(os.path.expanduser(path))
+        made = not os.path.isdir(path)
+        if made:
+            self.changed = True
+            if self.module.check_mode:
+                return True
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            os.mkdir(path, int(mode, 8) if isinstance(mode, str) else mode)
+        attributes = self._attributes(path, mode, owner, group, exists=True)
+        return made or attributes
+
     def remove(self, path, secret=False):
         """Remove a file the module wrote before and no longer wants, when it is there."""
         path = os.path.abspath(os.path.expanduser(path))
@@ -99,15 +116,28 @@ def octal_mode(mode, name):
     return value
 
 
-def write_files(module, entries):
-    """Write each of ``entries`` (path, content, mode, owner, group) in one go.
+def write_files(module, entries, directories=()):
+    """Make each of ``directories`` (path, mode, owner, group) that is missing, in order (with
+    any missing parent, as ``mkdir -p`` makes it), then write each of ``entries`` (path,
+    content, mode, owner, group) in one go.
 
-    Every entry is checked first (one path named once, an octal mode, an existing directory
-    outside check mode), so that a refusal writes nothing. Returns (changed paths, diffs in the
-    form Ansible shows one diff per file)."""
+    Every entry is checked first (one path named once, an octal mode, a directory that exists or
+    comes earlier in ``directories``, outside check mode), so that a refusal changes nothing.
+    Returns (changed paths, directories first, diffs in the form Ansible shows one diff per file)."""
     from ._crypto import PKIError
 
     seen = set()
+    made = set()
+    for index, entry in enumerate(directories):
+        name = "directories[%d] (%s)" % (index, entry["path"])
+        path = os.path.abspath(os.path.expanduser(entry["path"]))
+        if path in seen:
+            raise PKIError("%s: the same path is named twice" % name)
+        seen.add(path)
+        entry["mode"] = octal_mode(entry["mode"], name + ": mode")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise PKIError("%s: is a file, not a directory" % name)
+        made.add(path)
     for index, entry in enumerate(entries):
         name = "files[%d] (%s)" % (index, entry["path"])
         path = os.path.abspath(os.path.expanduser(entry["path"]))
@@ -117,11 +147,14 @@ def write_files(module, entries):
         entry["mode"] = octal_mode(entry["mode"], name + ": mode")
         if os.path.isdir(path):
             raise PKIError("%s: is a directory, not a file" % name)
-        if not module.check_mode and not os.path.isdir(os.path.dirname(path)):
-            raise PKIError("%s: directory %s does not exist" % (name, os.path.dirname(path)))
+        parent = os.path.dirname(path)
+        if not module.check_mode and not os.path.isdir(parent) and parent not in made:
+            raise PKIError("%s: directory %s does not exist" % (name, parent))
     writer = FileWriter(module)
-    changed = [entry["path"] for entry in entries
-               if writer.write(entry["path"], entry["content"], entry["mode"], owner=entry["owner"], group=entry["group"])]
+    changed = [entry["path"] for entry in directories
+               if writer.directory(entry["path"], entry["mode"], owner=entry.get("owner"), group=entry.get("group"))]
+    changed += [entry["path"] for entry in entries
+                if writer.write(entry["path"], entry["content"], entry["mode"], owner=entry["owner"], group=entry["group"])]
     diffs = [{"before_header": path, "after_header": path, "before": writer.diff["before"][path] or "",
               "after": writer.diff["after"][path]} for path in writer.diff["after"]]
     return changed, diffs

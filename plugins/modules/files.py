@@ -47,6 +47,30 @@ options:
       group:
         description: Its group; unset works as for O(files[].owner).
         type: str
+  directories:
+    description:
+      - Directories to make when they are missing, and whose owner, group and mode are applied,
+        in order and before any file is written, so that a file of O(files) may go into one of
+        them. A missing parent is made too, as C(mkdir -p) makes it (its mode from the umask).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.2.0
+    suboptions:
+      path:
+        description: The directory.
+        type: path
+        required: true
+      mode:
+        description: Its mode, an octal string such as V('0750'); a new directory has it from the start.
+        type: raw
+        default: "0755"
+      owner:
+        description: Its owner; unset keeps the owner of an existing directory.
+        type: str
+      group:
+        description: Its group; unset works as for O(directories[].owner).
+        type: str
 notes:
   - The diff shows each changed file's content before and after, as M(ansible.builtin.copy) does.
 seealso:
@@ -77,7 +101,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 paths:
-  description: The files whose content, owner, group or mode changed (or, in check mode, would change), as given in O(files).
+  description:
+    - The directories made or whose owner, group or mode changed, then the files whose content,
+      owner, group or mode changed (or, in check mode, would change), as given in O(directories)
+      and O(files).
   returned: always
   type: list
   elements: str
@@ -100,11 +127,17 @@ def main():
                 owner=dict(type="str"),
                 group=dict(type="str"),
             )),
+            directories=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                mode=dict(type="raw", default="0755"),
+                owner=dict(type="str"),
+                group=dict(type="str"),
+            )),
         ),
         supports_check_mode=True,
     )
     try:
-        paths, diffs = write_files(module, module.params["files"])
+        paths, diffs = write_files(module, module.params["files"], module.params["directories"])
     except (PKIError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=bool(paths), paths=paths, diff=diffs)

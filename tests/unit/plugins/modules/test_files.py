@@ -78,3 +78,34 @@ def test_a_refused_entry_is_named_and_nothing_is_written(tmp_path, capsys, secon
     result, failed = run({"files": [{"path": str(tmp_path / "a"), "content": "a\n"}, second]}, capsys)
     assert failed and message.format(dir=tmp_path) in result["msg"]
     assert not (tmp_path / "a").exists()
+
+
+def test_directories_are_made_first_with_their_mode_then_left_alone(tmp_path, capsys):
+    top, tier = tmp_path / "mtls", tmp_path / "mtls" / "tier"
+    args = {"directories": [{"path": str(top), "mode": "0750"}, {"path": str(tier), "mode": "0700"}],
+            "files": [{"path": str(tier / "ca.pem"), "content": "ca\n"}]}
+    result, failed = run(args, capsys, check_mode=True)
+    assert not failed and result["paths"] == [str(top), str(tier), str(tier / "ca.pem")] and not top.exists()
+    result, failed = run(args, capsys)
+    assert not failed and result["paths"] == [str(top), str(tier), str(tier / "ca.pem")]
+    assert mode_of(top) == 0o750 and mode_of(tier) == 0o700 and (tier / "ca.pem").read_text() == "ca\n"
+    result, failed = run(args, capsys)
+    assert not failed and result["changed"] is False and result["paths"] == []
+    os.chmod(tier, 0o755)
+    result, failed = run(args, capsys)
+    assert not failed and result["paths"] == [str(tier)] and mode_of(tier) == 0o700
+
+
+def test_a_directory_that_is_a_file_is_refused_by_name_and_nothing_is_made(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x\n")
+    result, failed = run({"directories": [{"path": str(tmp_path / "new")}, {"path": str(tmp_path / "a-file")}],
+                          "files": [{"path": str(tmp_path / "b"), "content": "b\n"}]}, capsys)
+    assert failed and "directories[1] (%s/a-file): is a file, not a directory" % tmp_path in result["msg"], result["msg"]
+    assert not (tmp_path / "b").exists() and not (tmp_path / "new").exists()
+
+
+def test_missing_parents_of_a_directory_are_made_as_mkdir_p_makes_them(tmp_path, capsys):
+    deep = tmp_path / "srv" / "company" / "mtls"
+    result, failed = run({"directories": [{"path": str(deep), "mode": "0750"}],
+                          "files": [{"path": str(deep / "x"), "content": "x\n"}]}, capsys)
+    assert not failed and result["paths"] == [str(deep), str(deep / "x")] and mode_of(deep) == 0o750
