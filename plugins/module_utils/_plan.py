@@ -401,9 +401,11 @@ def select(planned, hosts=None, services=None, tiers=None, kinds=None, names=Non
     criterion to the variable that gave it, for messages. ``within``, when given, are the hosts of
     the run (``--limit``): only their tiers are selected, and none when it is empty.
 
-    Returns ``{"problems", "hosts", "slots", "labels", "selectors"}``: each host with a selected
-    tier, its selected records by kind (``upstream``, ``proxy``), and each selected tier as
-    ``{host, tier}``; a name that is in no tier of the plan is a problem, with the closest one that is."""
+    Returns ``{"problems", "hosts", "slots", "labels", "selectors", "groups"}``: each host with a
+    selected tier, its selected records by kind (``upstream``, ``proxy``), and each selected tier as
+    ``{host, tier}``; ``groups`` lists, by kind, the hosts with a selected tier of that kind in the
+    order of ``within`` (the run's hosts, in inventory order), else of the plan, so that batches
+    of a rolling job follow the inventory; a name that is in no tier of the plan is a problem, with the closest one that is."""
     names = dict({"hosts": "hosts", "services": "services", "tiers": "tiers", "kinds": "kinds"}, **(names or {}))
     problems = []
     wanted = {key: _as_list(value, names[key], problems)
@@ -444,7 +446,10 @@ def select(planned, hosts=None, services=None, tiers=None, kinds=None, names=Non
         given = ", ".join("%s=%s" % (names[key], ",".join(values)) for key, values in wanted.items() if values)
         problems.append("no tier of the plan is selected%s%s" % (
             " by " + given if given else "", " on the hosts of this run (--limit)" if within is not None else ""))
-    return {"problems": problems, "hosts": found, "slots": slots, "labels": labels, "selectors": selectors}
+    order = [host for host in within if host in found] if within is not None else list(found)
+    groups = {kind: [host for host in order if found[host][kind]] for kind in _tier.KINDS}
+    return {"problems": problems, "hosts": found, "slots": slots, "labels": labels, "selectors": selectors,
+            "groups": groups}
 
 
 def table(planned):
@@ -528,4 +533,6 @@ def plan(inventory, defaults, known=None, focus=None, unknown_as=None):
         "options": planner.options,
         "pki": pki,
         "mesh": mesh,
+        # Whether a misspelt variable is an error or a warning (mtls_nginx_unknown_variables).
+        "unknown_as": unknown_as,
     }

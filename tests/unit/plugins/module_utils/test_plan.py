@@ -422,3 +422,26 @@ def test_a_ca_host_must_be_in_the_inventory_and_a_token_ca_needs_its_settings_bu
     assert result["problems"] == [] and result["pki"]["ca_host"] == "ca-1"
     # The CA host runs no tier of its own.
     assert "ca-1" not in result["hosts"]
+
+
+def test_select_narrows_by_host_service_tier_kind_and_names_what_the_plan_lacks():
+    result = plan(*SINGLE)
+    chosen = _plan.select(result, kinds="upstream", names={"kinds": "mtls_rotate_kinds"})
+    assert chosen["problems"] == []
+    assert sorted(chosen["hosts"]) == ["orders-1", "orders-2"]
+    assert chosen["groups"] == {"upstream": ["orders-1", "orders-2"], "proxy": []}
+    # One name from -e is one name, never its characters; a name the plan lacks is named.
+    wrong = _plan.select(result, hosts="billing-2", names={"hosts": "mtls_revoke_hosts"})
+    assert wrong["problems"] == ["mtls_revoke_hosts: 'billing-2' is not a host with a tier in the plan"
+                                 " (did you mean billing-1?)"], wrong["problems"]
+    assert _plan.select(result, hosts="billing-1")["groups"] == {"upstream": [], "proxy": ["billing-1"]}
+
+
+def test_select_groups_follow_the_runs_host_order_so_batches_follow_the_inventory():
+    result = plan(*SINGLE)
+    within = ["orders-2", "billing-1", "orders-1"]
+    chosen = _plan.select(result, within=within)
+    assert chosen["groups"] == {"upstream": ["orders-2", "orders-1"], "proxy": ["billing-1"]}
+    assert _plan.select(result, within=["orders-2"])["groups"] == {"upstream": ["orders-2"], "proxy": []}
+    assert _plan.select(result, within=[])["problems"] == [
+        "no tier of the plan is selected on the hosts of this run (--limit)"]
