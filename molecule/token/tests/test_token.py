@@ -85,11 +85,12 @@ def test_no_private_key_file_exists_anywhere_on_the_host(request, tier):
     named = host.run("find / -xdev \\( -name '*.key' -o -name '*.der' -o -name '*.p12' -o -name '*.pfx' "
                      "-o -name '*.p8' -o -name '*.pass' \\) -type f -print")
     assert named.stdout.split() == []
-    # What the tiers keep: certificates, CA bundle, CRL, and the engine's configuration.
+    # What the tiers keep: certificates, CA bundle, CRL, the engine's configuration, and an
+    # upstream tier's lookups of its known callers (public: certificates and their names).
     listing = host.run_expect([0], "find /etc/nginx/mtls -type f -printf '%P %m\\n'").stdout.split("\n")
     files = dict(line.split() for line in listing if line)
     assert files.pop("pkcs11-engine.cnf") == "600"
-    assert all(re.search(r"\.(pem|crl)$", name) for name in files), files
+    assert all(re.search(r"\.(pem|crl)$|/known-callers\.conf$", name) for name in files), files
 
 
 def test_the_pin_is_only_in_the_engine_configuration(proxy, upstream):
