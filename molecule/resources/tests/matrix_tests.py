@@ -145,17 +145,16 @@ def without_lookup(upstreams, observe):
             saved = upstream.file(KNOWN_CALLERS).content_string
             without = re.sub(r"(?m)^\s*[0-9a-f]{40} .*\n", "", saved)
             assert without != saved, "no known caller in %s" % KNOWN_CALLERS
-            with upstream.sudo():
-                upstream.check_output("cp -p %s %s.saved" % (KNOWN_CALLERS, KNOWN_CALLERS))
-                emptied.append(upstream)
-                upstream.check_output("printf %%s %s > %s && /usr/local/sbin/mtls-nginx-reload nginx"
-                                      % (shlex.quote(without), KNOWN_CALLERS))
+            # The tests enter the containers as root.
+            upstream.check_output("cp -p %s %s.saved" % (KNOWN_CALLERS, KNOWN_CALLERS))
+            emptied.append(upstream)
+            upstream.check_output("printf %%s %s > %s && /usr/local/sbin/mtls-nginx-reload nginx"
+                                  % (shlex.quote(without), KNOWN_CALLERS))
             assert known_fingerprints(upstream) == set()
         return observe()
     finally:
         for upstream in emptied:
-            with upstream.sudo():
-                upstream.check_output("mv %s.saved %s && /usr/local/sbin/mtls-nginx-reload nginx" % (KNOWN_CALLERS, KNOWN_CALLERS))
+            upstream.check_output("mv %s.saved %s && /usr/local/sbin/mtls-nginx-reload nginx" % (KNOWN_CALLERS, KNOWN_CALLERS))
 
 
 def test_valid_client_certificate_through_the_proxy_gets_200(proxy):
