@@ -128,4 +128,4 @@ def test_check_mode_names_the_readme_that_differs(tmp_path, monkeypatch):
         (tmp_path / "roles" / role / "README.md").write_text(text, encoding="utf-8")
     monkeypatch.setattr(role_readmes, "ROOT", str(tmp_path))
     assert role_readmes.main(["--check"]) == 1
-    assert [relative for relative, _, _ in role_readmes.differing(write=False)] == [os.path.join("roles", "proxy", "README.md")]
+    assert [found[0] for found in role_readmes.differing(write=False)] == [os.path.join("roles", "proxy", "README.md")]
