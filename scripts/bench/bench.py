@@ -4,10 +4,14 @@
       runs a control-plane command (molecule create / converge), timing it, into DIR/*.log and
       DIR/control-plane.json; --not-measured REASON records a step that was not run.
   bench.py measure --out DIR [--rounds N --duration S --warmup S --concurrency 8,32,128
-                    --paths chain,haproxy,stunnel,seed,direct --latest LINK]
+                    --paths chain,haproxy-log,quiet,haproxy,... --latest LINK]
       checks every path, measures in interleaved rounds (each run: warmup.py in the load
       container, then wrk), and writes DIR/runs.jsonl (as it goes), DIR/report.json,
-      DIR/report.md and DIR/chart.png, then prints report.md.
+      DIR/report.md and DIR/chart.png, then prints report.md: the same-job ratios round by
+      round first, then the tables per concurrency.
+
+The paths, their ports and what bench.py reads of each (logs, known callers, handshake
+counters) are in paths.json.
 
 Only containers named mtls-bench-* are read or sent traffic. Counters are read from the host
 (cgroup CPU accounting, /proc/<pid>/net/snmp, files and HAProxy's stats socket under
@@ -38,11 +42,10 @@ BACKEND = "mtls-bench-backend"
 # The containers whose CPU is the cost of a path: both tiers, not the load generator or backend.
 TIERS = (PROXY, UPSTREAM)
 ALL = (LOAD, PROXY, UPSTREAM, BACKEND)
-ALL_PATHS = ("chain", "lean", "haproxy", "stunnel", "seed", "direct")
+# Which container holds each hop's files (paths.json's "logs").
+HOPS = (("proxy", PROXY), ("upstream", UPSTREAM))
 
-# Where each path's upstream side says how its TLS handshakes went (read on mtls-bench-upstream).
-CHAIN_LOG = "/var/log/nginx/mtls-upstream.access.log"        # the role's access log
-SEED_LOG = "/var/log/nginx/mtls-bench-seed-upstream.access.log"
+# Where stunnel's upstream side says how its TLS handshakes went (read on mtls-bench-upstream).
 STUNNEL_LOG = "/var/log/mtls-bench-stunnel.log"
 HAPROXY_SOCKET = "/run/mtls-bench-haproxy.sock"
 # The collection's drop-ins (the roles' default mtls_*_config_name), for the settings in force.
@@ -51,23 +54,23 @@ DROPINS = {PROXY: "/etc/nginx/conf.d/mtls-proxy.conf", UPSTREAM: "/etc/nginx/con
 COST_DIRECTIVES = ("keepalive", "keepalive_requests", "keepalive_timeout", "access_log",
                    "ssl_session_cache", "ssl_session_tickets", "proxy_ssl_session_reuse",
                    "proxy_http_version")
-HAPROXY_FRONTEND = "mtls_bench_upstream"
 SPOOFED_DN = "CN=spoofed-by-the-client"
 
+# How each path's full and resumed handshakes are counted (paths.json's "handshakes").
 HANDSHAKE_METHODS = {
-    "chain": "new connections (upstream PassiveOpens); the upstream tier turns TLS session "
-             "resumption off, so each is a full handshake (its access log's $ssl_session_reused "
-             "is checked: resumed ones would be subtracted)",
-    "lean": "new connections (upstream PassiveOpens); its access log is off, so full and "
-            "resumed handshakes are not told apart (its upstream tier turns resumption off, as "
-            "the chain's does)",
-    "haproxy": "HAProxy's counters of the upstream frontend, ssl_sess (new sessions: full "
-               "handshakes) and ssl_reused_sess (resumed), from `show stat` on its stats socket",
-    "stunnel": "the upstream stunnel's log at debug = info ('new session negotiated' / "
-               "'previous session reused')",
-    "seed": "new connections (upstream PassiveOpens), less the requests its access log shows "
-            "on a resumed session ($ssl_session_reused = r; one request per connection)",
-    "direct": "no mTLS hop",
+    "nginx_log": "new connections (upstream PassiveOpens); the upstream tier turns TLS session "
+                 "resumption off, so each is a full handshake (its access log's $ssl_session_reused "
+                 "is checked: resumed ones would be subtracted)",
+    "passive_opens": "new connections (upstream PassiveOpens); its access log is off, so full and "
+                     "resumed handshakes are not told apart (its upstream tier turns resumption off, "
+                     "as the chain's does)",
+    "haproxy_stats": "HAProxy's counters of the path's upstream frontend, ssl_sess (new sessions: full "
+                     "handshakes) and ssl_reused_sess (resumed), from `show stat` on its stats socket",
+    "stunnel_log": "the upstream stunnel's log at debug = info ('new session negotiated' / "
+                   "'previous session reused')",
+    "seed_log": "new connections (upstream PassiveOpens), less the requests its access log shows "
+                "on a resumed session ($ssl_session_reused = r; one request per connection)",
+    None: "no mTLS hop",
 }
 
 
@@ -126,6 +129,25 @@ class Container:
         if self.cpu_kind == "cpu.stat":
             return int(re.search(r"^usage_usec (\d+)$", text, re.M).group(1))
         return int(text.strip()) // 1000
+
+    def cgroup_stats(self):
+        """{cgroup relative to the container's: its cpu.stat} for the container's cgroup and
+        every one below it (the units systemd runs in the container: nginx.service,
+        mtls-bench-haproxy.service, rsyslog.service, ...); empty without cgroup v2."""
+        if self.cpu_kind != "cpu.stat":
+            return {}
+        base = os.path.dirname(self.cpu_file)
+        found = {}
+        for directory, _subdirs, files in os.walk(base):
+            if "cpu.stat" not in files:
+                continue
+            relative = os.path.relpath(directory, base)
+            try:
+                with open(os.path.join(directory, "cpu.stat"), encoding="utf-8") as handle:
+                    found["" if relative == "." else relative] = benchlib.parse_cpu_stat(handle.read())
+            except OSError:
+                continue
+        return found
 
     def host_path(self, path):
         """The container's file as the host sees it, without entering the container."""
@@ -226,14 +248,20 @@ def load_paths():
         return json.load(handle)["bench_paths"]
 
 
+# Every path, in paths.json's order (scripts/bench/run's --paths lists the same names).
+ALL_PATHS = tuple(load_paths())
+
+
 def url_of(info):
     return "http://%s:%s/" % (info["host"], info["port"])
 
 
-def check_paths(paths, info):
+def check_paths(paths, info, containers):
     """One request over each path must get 200 from the backend; where the path carries the
     identity, the backend must have seen the proxy's verified certificate subject (not the one
-    the client sent); and the mTLS hop must refuse a client without a certificate."""
+    the client sent); the mTLS hop must refuse a client without a certificate; and where the
+    path is the collection's chain with a known-callers file, the certificate its proxy tier
+    presented must be a known caller of its upstream tier (or, for known_callers false, not)."""
     expected_dn = "CN=%s" % PROXY
     checks = {}
     for name in paths:
@@ -254,13 +282,16 @@ def check_paths(paths, info):
             raise BenchError("path %s (%s): answered %s, expected 200" % (name, url, status or lines[0]))
         check = {"url": url, "status": status,
                  "backend_saw_dn": headers.get("x-seen-x-client-dn"),
-                 "backend_saw_verify": headers.get("x-seen-x-client-verify")}
+                 "backend_saw_verify": headers.get("x-seen-x-client-verify"),
+                 "backend_saw_fingerprint": headers.get("x-seen-x-client-fingerprint")}
         if path["identity"]:
             if check["backend_saw_dn"] != expected_dn or check["backend_saw_verify"] != "SUCCESS":
                 raise BenchError("path %s (%s): the backend saw X-Client-DN %r and X-Client-Verify %r, expected "
                                  "%r and 'SUCCESS' (the client sent X-Client-DN %r)"
                                  % (name, url, check["backend_saw_dn"], check["backend_saw_verify"],
                                     expected_dn, SPOOFED_DN))
+        if path.get("known_callers_file"):
+            check["known_callers"] = check_known_callers(name, path, check["backend_saw_fingerprint"], containers)
         if path.get("upstream_port"):
             hop = "https://%s:%s/" % (UPSTREAM, path["upstream_port"])
             refused = docker_exec(LOAD, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
@@ -272,64 +303,122 @@ def check_paths(paths, info):
             check["mtls_hop"] = hop
             check["mtls_hop_without_client_certificate"] = "refused in the handshake" if code == "000" else "HTTP %s" % code
         checks[name] = check
-        say("path %s: 200 from %s%s" % (name, url, "; backend saw %s" % check["backend_saw_dn"]
-                                        if check["backend_saw_dn"] else ""))
+        say("path %s: 200 from %s%s%s" % (
+            name, url, "; backend saw %s" % check["backend_saw_dn"] if check["backend_saw_dn"] else "",
+            "; %s" % benchlib.describe_known_callers(check["known_callers"]) if "known_callers" in check else ""))
     return checks
+
+
+def check_known_callers(name, path, saw_fingerprint, containers):
+    """The known-callers file of the path's upstream tier, as the upstream container holds it:
+    its entries, and whether the certificate of the path's proxy tier (its fingerprint, from the
+    file on the proxy container) is one of them, as the path expects (paths.json's
+    known_callers). Where the backend saw the fingerprint header, it must be that certificate's."""
+    filename, certificate = path["known_callers_file"], path["proxy_certificate"]
+    texts = {}
+    for container, wanted in ((UPSTREAM, filename), (PROXY, certificate)):
+        try:
+            with open(containers[container].host_path(wanted), encoding="utf-8") as handle:
+                texts[wanted] = handle.read()
+        except FileNotFoundError:
+            raise BenchError("path %s: %s is missing on %s" % (name, wanted, container))
+    try:
+        fingerprint = benchlib.pem_sha1(texts[certificate])
+    except ValueError as error:
+        raise BenchError("path %s: %s on %s: %s" % (name, certificate, PROXY, error))
+    if saw_fingerprint and saw_fingerprint.lower() != fingerprint:
+        raise BenchError("path %s: the backend saw X-Client-Fingerprint %s, but the proxy tier's certificate %s is %s"
+                         % (name, saw_fingerprint, certificate, fingerprint))
+    known = benchlib.known_caller_fingerprints(texts[filename])
+    found = {"file": filename, "entries": len(known), "expected": bool(path["known_callers"]),
+             "certificate": certificate, "fingerprint": fingerprint, "listed": fingerprint in known}
+    if found["listed"] != found["expected"]:
+        raise BenchError("path %s: the proxy tier's certificate %s (SHA-1 %s) is %s among the %d known caller(s) of "
+                         "%s on %s, expected %s" % (name, certificate, fingerprint,
+                                                    "listed" if found["listed"] else "not listed", len(known),
+                                                    filename, UPSTREAM, "listed" if found["expected"] else "not listed"))
+    return found
 
 
 # --- one measured run ------------------------------------------------------------------------------
 
-def flush_nginx_logs(upstream, path):
-    """nginx buffers its access logs when the collection says so (access_log ... buffer=):
-    `nginx -s reopen` makes every worker write what it holds; then wait until the file stops
-    growing. Only between measured runs, never inside one."""
-    docker_exec(UPSTREAM, "nginx", "-s", "reopen", check=False)
+def settle(container, filename, seconds=3.0):
+    """Waits until the file stops growing (a log that a writer, nginx or rsyslog, is still
+    writing); returns its size."""
     last = -1
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        size = upstream.size(path)
+        size = container.size(filename)
         if size == last:
-            return
+            return size
         last = size
         time.sleep(0.2)
+    return container.size(filename)
 
 
-def handshake_marks(name, upstream):
-    """What to remember before a run to count its handshakes afterwards."""
-    if name in ("chain", "seed"):
-        log = CHAIN_LOG if name == "chain" else SEED_LOG
-        flush_nginx_logs(upstream, log)
-        return {"offset": upstream.size(log)}
-    if name == "stunnel":
-        return {"offset": upstream.size(STUNNEL_LOG)}
-    if name == "haproxy":
-        return haproxy_ssl_counters(upstream)
-    return {}
+def flush_logs(path, containers):
+    """The path's logs on both hops, complete: nginx buffers its access logs when the collection
+    says so (access_log ... buffer=), and `nginx -s reopen` makes every worker write what it
+    holds; rsyslog writes HAProxy's lines as they come. Then wait until each file stops growing.
+    Returns each hop's log size. Only between measured runs, never inside one."""
+    logs = path.get("logs") or {}
+    if not logs:
+        return {}
+    sizes = {}
+    for hop, container in HOPS:
+        if path.get("log_flush") == "nginx":
+            docker_exec(container, "nginx", "-s", "reopen", check=False)
+    for hop, container in HOPS:
+        sizes[hop] = settle(containers[container], logs[hop])
+    return sizes
 
 
-def haproxy_ssl_counters(upstream):
-    row = benchlib.parse_haproxy_stat(upstream.unix_command(HAPROXY_SOCKET, "show stat"), HAPROXY_FRONTEND)
+def haproxy_ssl_counters(upstream, frontend):
+    row = benchlib.parse_haproxy_stat(upstream.unix_command(HAPROXY_SOCKET, "show stat"), frontend)
     return {"ssl_sess": int(row.get("ssl_sess") or 0), "ssl_reused_sess": int(row.get("ssl_reused_sess") or 0)}
 
 
-def count_handshakes(name, upstream, marks, new_connections, requests):
-    """(full, resumed, details) for the run that followed `marks`."""
-    if name in ("chain", "seed"):
-        log = CHAIN_LOG if name == "chain" else SEED_LOG
-        flush_nginx_logs(upstream, log)
-        sessions = benchlib.count_nginx_sessions(upstream.read_from(log, marks["offset"]))
+def haproxy_dropped_logs(path, containers):
+    """HAProxy's count of log lines it dropped (DroppedLogs of `show info`: the syslog socket
+    was full, and HAProxy never waits for it), per hop, for the HAProxy paths that log."""
+    if not (path.get("haproxy") and path.get("logs")):
+        return {}
+    found = {}
+    for hop, container in HOPS:
+        info = benchlib.parse_haproxy_info(containers[container].unix_command(HAPROXY_SOCKET, "show info"))
+        found[hop] = int(info.get("DroppedLogs") or 0)
+    return found
+
+
+def handshake_marks(path, upstream):
+    """What to remember before a run to count its handshakes afterwards (the logs' sizes are
+    taken by flush_logs)."""
+    method = path.get("handshakes")
+    if method == "stunnel_log":
+        return {"offset": upstream.size(STUNNEL_LOG)}
+    if method == "haproxy_stats":
+        return haproxy_ssl_counters(upstream, path["haproxy"]["upstream"])
+    return {}
+
+
+def count_handshakes(path, upstream, marks, upstream_log_text, new_connections, requests):
+    """(full, resumed, details) for the run that followed `marks`; upstream_log_text is what
+    the path's upstream log gained in the run."""
+    method = path.get("handshakes")
+    if method in ("nginx_log", "seed_log"):
+        sessions = benchlib.count_nginx_sessions(upstream_log_text)
         if requests and not sessions["requests"]:
             # No access log (turned off): resumed handshakes cannot be told from full ones.
             return None, None, sessions
-        resumed = sessions["resumed_connection_serials" if name == "chain" else "resumed_requests"]
+        resumed = sessions["resumed_connection_serials" if method == "nginx_log" else "resumed_requests"]
         full = None if new_connections is None else max(new_connections - resumed, 0)
         return full, resumed, sessions
-    if name == "stunnel":
+    if method == "stunnel_log":
         full, resumed = benchlib.count_stunnel_handshakes(upstream.read_from(STUNNEL_LOG, marks["offset"]))
         return full, resumed, {}
-    if name == "haproxy":
+    if method == "haproxy_stats":
         # ssl_sess counts new sessions only: a resumed one counts in ssl_reused_sess alone.
-        after = haproxy_ssl_counters(upstream)
+        after = haproxy_ssl_counters(upstream, path["haproxy"]["upstream"])
         full = after["ssl_sess"] - marks["ssl_sess"]
         resumed = after["ssl_reused_sess"] - marks["ssl_reused_sess"]
         return full, resumed, {"ssl_sess": full, "ssl_reused_sess": resumed}
@@ -339,18 +428,23 @@ def count_handshakes(name, upstream, marks, new_connections, requests):
 def measure_one(name, info, concurrency, duration, containers):
     upstream = containers[UPSTREAM]
     proxy = containers[PROXY]
-    has_hop = bool(info[name].get("upstream_port"))
-    marks = handshake_marks(name, upstream)
+    path = info[name]
+    has_hop = bool(path.get("upstream_port"))
+    log_before = flush_logs(path, containers)
+    dropped_before = haproxy_dropped_logs(path, containers)
+    marks = handshake_marks(path, upstream)
     # Counters as close to the run as possible: the slower reads (logs, stats) come first.
+    units_before = {c: containers[c].cgroup_stats() for c in TIERS} if has_hop else {}
     cpu_before = {c: containers[c].cpu_usec() for c in ALL}
     upstream_tcp = upstream.tcp()
     active_before = proxy.tcp()["ActiveOpens"]
     started = datetime.datetime.now(datetime.timezone.utc)
     result = docker_exec(LOAD, "wrk", "-t1", "-c%d" % concurrency, "-d%ds" % duration, "--latency",
-                         "--timeout", "10s", url_of(info[name]), check=False, timeout=duration + 120)
+                         "--timeout", "10s", url_of(path), check=False, timeout=duration + 120)
     upstream_tcp_after = upstream.tcp()
     active_after = proxy.tcp()["ActiveOpens"]
     cpu_after = {c: containers[c].cpu_usec() for c in ALL}
+    units_after = {c: containers[c].cgroup_stats() for c in TIERS} if has_hop else {}
     if result.returncode != 0:
         raise BenchError("path %s at %d connections: wrk failed (exit %d): %s"
                          % (name, concurrency, result.returncode, (result.stderr or result.stdout).strip()))
@@ -363,7 +457,16 @@ def measure_one(name, info, concurrency, duration, containers):
     new_connections = upstream_tcp_after["PassiveOpens"] - upstream_tcp["PassiveOpens"] if has_hop else None
     # The upstream side's connections to the backend: what its backend keep-alive saves.
     backend_connections = upstream_tcp_after["ActiveOpens"] - upstream_tcp["ActiveOpens"] if has_hop else None
-    full, resumed, details = count_handshakes(name, upstream, marks, new_connections, numbers["requests"])
+    # What each hop logged during the run (the lines of wrk's requests still in flight at its
+    # end included): one line per request when the path logs every request.
+    flush_logs(path, containers)
+    dropped_after = haproxy_dropped_logs(path, containers)
+    dropped = {hop: dropped_after[hop] - dropped_before[hop] for hop in dropped_after}
+    logged = {hop: containers[container].read_from(path["logs"][hop], log_before[hop])
+              for hop, container in HOPS} if path.get("logs") else {}
+    log_lines = {hop: benchlib.count_lines(text) for hop, text in logged.items()}
+    full, resumed, details = count_handshakes(path, upstream, marks, logged.get("upstream", ""),
+                                              new_connections, numbers["requests"])
     run_record = {
         "path": name, "concurrency": concurrency, "started_utc": started.isoformat(timespec="seconds"),
         "cpu_ms": cpu_ms, "tier_cpu_ms": tier_cpu_ms,
@@ -378,6 +481,15 @@ def measure_one(name, info, concurrency, duration, containers):
         "full_handshakes_per_1k": benchlib.per_1k(full, numbers["requests"]),
         "resumed_handshakes_per_1k": benchlib.per_1k(resumed, numbers["requests"]),
         "handshake_details": details,
+        # Each tier container's CPU by systemd unit (nginx, HAProxy, rsyslog, ...): where it goes.
+        "service_cpu_ms": {c: benchlib.cpu_delta_by_service(units_before[c], units_after[c])
+                           for c in TIERS if units_before.get(c) and units_after.get(c)},
+        "log_lines": log_lines,
+        "proxy_log_lines_per_request": benchlib.per_request(log_lines.get("proxy"), numbers["requests"]),
+        "upstream_log_lines_per_request": benchlib.per_request(log_lines.get("upstream"), numbers["requests"]),
+        "dropped_log_lines": dropped,
+        "proxy_dropped_logs_per_request": benchlib.per_request(dropped.get("proxy"), numbers["requests"]),
+        "upstream_dropped_logs_per_request": benchlib.per_request(dropped.get("upstream"), numbers["requests"]),
         "wrk_output": result.stdout,
     }
     run_record.update(numbers)
@@ -443,6 +555,8 @@ def machine_facts(containers):
     tool("OpenSSL", PROXY, "openssl", "version")
     if openssl:
         facts["OpenSSL"] += " (stunnel runs with %s)" % openssl.group(1).strip()
+    tool("rsyslog", PROXY, "rsyslogd", "-v")
+    facts["rsyslog"] = facts["rsyslog"].split(",")[0].strip()
     tool("wrk", LOAD, "wrk", "-v")
     facts["wrk"] = facts["wrk"].split(" Copyright")[0]
     with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
@@ -468,15 +582,18 @@ def other_containers():
 
 # --- the whole measurement ---------------------------------------------------------------------------
 
-def notes(settings, checks, cpus, deployed, others_before, others_after):
+def notes(settings, info, checks, cpus, deployed, others_before, others_after):
     out = [
         "%d CPU(s) shared by everything: the load generator (wrk), both tiers and the backend run "
         "on the same cores, so a path that costs less CPU also leaves more to wrk and the backend. "
         "Expect noise; compare ratios within rounds rather than absolute numbers." % cpus,
         "Tier CPU is the CPU time of mtls-bench-proxy plus mtls-bench-upstream during the measured "
         "run, from the containers' cgroup accounting (everything in them: nginx, HAProxy, stunnel, "
-        "systemd; the alternatives sit idle while another path runs); the load generator and the "
-        "backend are recorded in report.json but not counted, and direct has no tier CPU.",
+        "rsyslog, systemd; the alternatives sit idle while another path runs); the load generator and the "
+        "backend are recorded in report.json but not counted, and direct has no tier CPU. The "
+        "tables of where it goes split it by the cgroups systemd makes in each container for its "
+        "units (nginx.service, mtls-bench-haproxy.service, rsyslog.service, ...); other is the "
+        "rest (the commands the benchmark runs between runs, systemd itself).",
         "Steady state: each measured run follows a %s s warm-up on the same path and concurrency "
         "(scripts/bench/warmup.py: kept-alive connections that finish their last request before "
         "closing, so the keep-alive pools stay full; wrk would abandon its requests in flight, "
@@ -491,24 +608,41 @@ def notes(settings, checks, cpus, deployed, others_before, others_after):
         "traffic then. Backend connections: the upstream container's ActiveOpens (to the backend) "
         "in the same run.",
         "Full and resumed handshakes: " + "; ".join(
-            "%s: %s" % (name, HANDSHAKE_METHODS[name]) for name in settings["paths"]) + ".",
-        "The collection runs with its role defaults; what decides the cost of a request, as "
+            "%s: %s" % (name, HANDSHAKE_METHODS[info[name].get("handshakes")]) for name in settings["paths"]) + ".",
+        "The chain runs with the roles' defaults; what decides the cost of a request, as "
         "deployed: proxy tier: %s; upstream tier: %s. HAProxy, stunnel and the seed keep their "
         "own TLS session defaults (resumption allowed)."
         % ("; ".join("`%s`" % d for d in deployed.get(PROXY, [])) or "n/a",
            "; ".join("`%s`" % d for d in deployed.get(UPSTREAM, [])) or "n/a"),
-        "Logging: chain and seed write one access log line per request on each hop (the seed with "
-        "the collection's formats and access_log parameters, read from its deployed drop-ins); "
-        "lean logs nothing (mtls_nginx_access_log: false); HAProxy logs nothing; stunnel logs a few lines per connection (info level on the "
-        "upstream side, for the handshake count). Buffered logs are flushed (nginx -s reopen) "
-        "between runs, outside the measured part.",
-        "Revocation: chain, HAProxy and stunnel check the private CA's CRL on both hops; the seed, "
-        "as the classic configuration, checks none.",
-        "Identity: chain, HAProxy and seed hand the backend the verified client identity in six "
-        "headers and replace what the client sent (HAProxy's X-Client-Cert is base64 DER, nginx's "
-        "URL-encoded PEM); lean sends X-Client-Verify and X-Client-DN and the other four empty "
-        "(mtls_upstream_identity_fields: [verify, subject_dn]). stunnel is TCP only: no identity headers; the check's client-sent X-Client-DN "
-        "reached the backend as %r." % (checks.get("stunnel", {}).get("backend_saw_dn") or "n/a"),
+        "Logging: chain, computed and seed write one access log line per request on each hop (the "
+        "seed with the collection's formats and access_log parameters, read from its deployed "
+        "drop-ins), through the buffer of the deployed access_log directive above; haproxy-log one line "
+        "per request on each hop as a Debian host with rsyslog does: HAProxy (chrooted) sends each "
+        "to the local syslog socket, rsyslog writes it to /var/log/haproxy.log (option httplog's "
+        "format; on the upstream hop also the verify result, subject DN, serial, TLS version and "
+        "cipher, as the chain's upstream log has them); quiet and lean log nothing "
+        "(mtls_nginx_access_log: false), haproxy nothing (no log); stunnel a few lines per "
+        "connection (info level on the upstream side, for the handshake count). Before and after "
+        "each run the logs are flushed (nginx -s reopen) and read until they stop growing, outside "
+        "the measured part; the lines each hop wrote are counted. HAProxy never waits for the "
+        "syslog socket: when rsyslog lags and the socket is full, it drops the line and counts it "
+        "(DroppedLogs of `show info`, read before and after each run and shown beside the lines "
+        "written); nginx writes every line.",
+        "Revocation: the collection's paths (chain, quiet, computed, lean), both HAProxy paths and "
+        "stunnel check the private CA's CRL on both hops; the seed, as the classic configuration, "
+        "checks none.",
+        "Identity: chain, quiet, computed, HAProxy (both paths) and seed hand the backend the "
+        "verified client identity in six headers and replace what the client sent (HAProxy's "
+        "X-Client-Cert is base64 DER, nginx's URL-encoded PEM); lean sends X-Client-Verify and "
+        "X-Client-DN and the other four empty (mtls_upstream_identity_fields: [verify, "
+        "subject_dn]). The collection's upstream tiers look the certificate, DNs and serial of "
+        "their known callers up by the certificate's fingerprint (mtls_upstream_known_callers, "
+        "the default; the checks confirm that each path's proxy certificate is among them), "
+        "except computed, where nginx computes them for every request. quiet, computed and lean "
+        "are the roles planned by mtls.nginx.plan as more services beside the chain, each from "
+        "the inventory and its variables in paths.json (scripts/bench/alternatives.yml). stunnel "
+        "is TCP only: no identity headers; the check's client-sent X-Client-DN reached the "
+        "backend as %r." % (checks.get("stunnel", {}).get("backend_saw_dn") or "n/a"),
         "Backend: one nginx (mtls-bench-backend) for every path, answering 200 with a 3-byte body "
         "and never closing a kept-alive connection. It echoes the identity headers it received only "
         "at /bench-check, where the checks above ask; the measured requests get the plain answer, "
@@ -543,7 +677,7 @@ def measure(args):
 
     started = datetime.datetime.now(datetime.timezone.utc)
     say("checking that every path answers and does mTLS: %s" % ", ".join(paths))
-    checks = check_paths(paths, info)
+    checks = check_paths(paths, info, containers)
     machine = machine_facts(containers)
     deployed = collection_settings(containers)
     others_before = other_containers()
@@ -564,7 +698,7 @@ def measure(args):
                 # Raw runs as they come, so that a run that fails later leaves what was measured.
                 with open(os.path.join(args.out, "runs.jsonl"), "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record) + "\n")
-                say("run %d/%d: round %d, %d conns, %-7s %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  "
+                say("run %d/%d: round %d, %d conns, %-11s %8.0f req/s  p50 %7.2f ms  p99 %8.2f ms  "
                     "tier CPU %s ms/1k  new mTLS conns %s/1k  backend conns %s/1k  errors %d"
                     % (number, total, round_number, concurrency, name, record["rps"], record["p50_ms"],
                        record["p99_ms"], benchlib.fmt(record["tier_cpu_ms_per_1k"], 1),
@@ -586,9 +720,10 @@ def measure(args):
         "collection_settings": deployed, "spoofed_dn": SPOOFED_DN,
         "control_plane": control,
         "summary": benchlib.summarize(runs, paths, concurrencies),
+        "same_job": benchlib.same_job(runs, paths, concurrencies),
         "runs": runs,
     }
-    report["notes"] = notes(settings, checks, os.cpu_count() or 0, deployed, others_before, others_after)
+    report["notes"] = notes(settings, info, checks, os.cpu_count() or 0, deployed, others_before, others_after)
     for step in control:
         if step.get("label") == "idempotent rerun" and step.get("changed"):
             report["notes"].insert(0, "The idempotent rerun of mtls.nginx.site changed %d task(s), expected 0: "

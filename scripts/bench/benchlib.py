@@ -92,6 +92,16 @@ def parse_haproxy_stat(text, proxy, service="FRONTEND"):
     raise ValueError("HAProxy `show stat` has no row %s/%s" % (proxy, service))
 
 
+def parse_haproxy_info(text):
+    """HAProxy's `show info` ('Name: value' lines) as a dict of strings."""
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            found[key.strip()] = value.strip()
+    return found
+
+
 def count_stunnel_handshakes(text):
     """(full, resumed) TLS handshakes that stunnel accepted, from its log at debug = info."""
     full = len(re.findall(r"TLS accepted: new session negotiated", text))
@@ -114,6 +124,69 @@ def count_nginx_sessions(text):
             resumed_conns.add(conn)
     return {"requests": requests, "resumed_requests": resumed_requests,
             "resumed_connection_serials": len(resumed_conns)}
+
+
+def count_lines(text):
+    """The lines of a log excerpt (a last line without its newline counts too)."""
+    return len([line for line in text.splitlines() if line.strip()])
+
+
+def known_caller_fingerprints(text):
+    """The certificate fingerprints (SHA-1, lower-case hex) that an upstream tier's
+    known-callers.conf looks up: the keys of its maps ('    <40 hex> "value";')."""
+    return set(re.findall(r"^\s+([0-9a-f]{40})\s+\"", text, re.M))
+
+
+def pem_sha1(text):
+    """The SHA-1 (lower-case hex) of the first certificate in PEM text: nginx's
+    $ssl_client_fingerprint of that certificate, the key of the known callers' maps."""
+    import base64
+    import hashlib
+    match = re.search(r"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", text, re.S)
+    if not match:
+        raise ValueError("no certificate in the PEM text")
+    der = base64.b64decode("".join(match.group(1).split()))
+    return hashlib.sha1(der).hexdigest()  # nosec - nginx's key, not a signature
+
+
+def describe_known_callers(found):
+    return "known callers: %d entr%s in %s, this path's certificate %s" % (
+        found["entries"], "y" if found["entries"] == 1 else "ies", found["file"],
+        "listed" if found["listed"] else "not listed")
+
+
+def parse_cpu_stat(text):
+    """cgroup v2 cpu.stat as {'usage': µs, 'user': µs, 'system': µs}."""
+    values = dict(re.findall(r"^(\w+) (\d+)$", text, re.M))
+    return {key: int(values[key + "_usec"]) for key in ("usage", "user", "system") if key + "_usec" in values}
+
+
+def service_of(relative):
+    """The unit a cgroup below a container's own names ('system.slice/nginx.service' ->
+    'nginx.service'); '' for the container's cgroup itself."""
+    parts = [part for part in relative.strip("/").split("/") if part and part != "."]
+    return parts[-1] if parts else ""
+
+
+def cpu_delta_by_service(before, after):
+    """{unit: {'usage', 'user', 'system'} in ms} between two readings of a container's cgroups
+    (each {relative cgroup path: parse_cpu_stat()}), for the leaf units (services, scopes),
+    and 'other' for what the container spent outside them (its total less theirs)."""
+    total = after.get("", {}).get("usage", 0) - before.get("", {}).get("usage", 0)
+    found = {}
+    paths = [path for path in after if path]
+    leaves = [path for path in paths if not any(other != path and other.startswith(path + "/") for other in paths)]
+    for path in leaves:
+        name = service_of(path)
+        if not name or path not in before:
+            continue
+        delta = {key: (after[path].get(key, 0) - before[path].get(key, 0)) / 1000.0 for key in ("usage", "user", "system")}
+        entry = found.setdefault(name, {"usage": 0.0, "user": 0.0, "system": 0.0})
+        for key in delta:
+            entry[key] += delta[key]
+    other = total / 1000.0 - sum(entry["usage"] for entry in found.values())
+    found["other"] = {"usage": max(other, 0.0), "user": None, "system": None}
+    return found
 
 
 def cgroup_cpu_candidates(container_id, proc_cgroup):
@@ -197,6 +270,13 @@ def per_1k(count, requests):
     return count * 1000.0 / requests
 
 
+def per_request(count, requests):
+    """count per request; None when either is unknown or no request was made."""
+    if count is None or not requests:
+        return None
+    return count / float(requests)
+
+
 def ratio(value, baseline):
     if value is None or baseline is None or baseline == 0:
         return None
@@ -213,28 +293,87 @@ SUMMARY_METRICS = (
     ("backend_conns_per_1k", "backend_new_connections_per_1k"),
     ("full_handshakes_per_1k", "full_handshakes_per_1k"),
     ("resumed_handshakes_per_1k", "resumed_handshakes_per_1k"),
+    ("proxy_log_lines_per_request", "proxy_log_lines_per_request"),
+    ("upstream_log_lines_per_request", "upstream_log_lines_per_request"),
+    ("proxy_dropped_logs_per_request", "proxy_dropped_logs_per_request"),
+    ("upstream_dropped_logs_per_request", "upstream_dropped_logs_per_request"),
 )
 # The metrics compared with a baseline path, round by round.
 RATIO_METRICS = ("rps", "p99_ms", "tier_cpu_ms_per_1k")
 BASELINES = ("haproxy", "seed")
 
 
-def round_ratios(runs, path, baseline, concurrency, metric):
-    """metric(path) / metric(baseline), one value per round in which both ran at this
-    concurrency: each ratio compares two runs made minutes apart, so slow drifts of the
-    machine (other load, thermal state) cancel out."""
+def ratios_by_round(runs, path, baseline, concurrency, metric):
+    """{round: metric(path) / metric(baseline)} for each round in which both ran at this
+    concurrency and the ratio is defined: each ratio compares two runs of the same round, made
+    minutes apart at most, so slow drifts of the machine (other load, thermal state) cancel out."""
     by_round = {}
     for run in runs:
         if run["concurrency"] == concurrency and run["path"] in (path, baseline):
             by_round.setdefault(run["round"], {})[run["path"]] = run.get(metric)
-    values = []
+    found = {}
     for round_number in sorted(by_round):
         pair = by_round[round_number]
         if path in pair and baseline in pair:
             value = ratio(pair[path], pair[baseline])
             if value is not None:
-                values.append(value)
-    return values
+                found[round_number] = value
+    return found
+
+
+def round_ratios(runs, path, baseline, concurrency, metric):
+    """metric(path) / metric(baseline), one value per round in which both ran at this
+    concurrency, in round order (ratios_by_round)."""
+    return list(ratios_by_round(runs, path, baseline, concurrency, metric).values())
+
+
+# The same-job comparisons the report shows first: (path, baseline, what they compare). The
+# first two are the collection against HAProxy doing the same job (the same identity headers,
+# both logging every request on each hop, or neither logging); the third what the known
+# callers' looked-up identity saves the collection over computing it for every request.
+SAME_JOB = (
+    ("chain", "haproxy-log", "the same job, both logging every request on each hop"),
+    ("quiet", "haproxy", "the same job, neither logging"),
+    ("chain", "computed", "the known callers' identity looked up (the default) against computed "
+                          "for every request (mtls_upstream_known_callers: false)"),
+)
+# The metrics of the same-job comparisons, and how the report names them.
+SAME_JOB_METRICS = (("rps", "req/s"), ("p99_ms", "p99"), ("tier_cpu_ms_per_1k", "CPU/req"))
+
+
+def same_job(runs, paths, concurrencies, comparisons=SAME_JOB):
+    """For each comparison of `comparisons` whose two paths were measured: its per-round ratios
+    and their median, by concurrency and metric:
+    [{"path", "baseline", "what", "rows": [{"concurrency", "metric", "by_round": {round: ratio},
+    "median"}]}]."""
+    found = []
+    for path, baseline, what in comparisons:
+        if path not in paths or baseline not in paths:
+            continue
+        rows = []
+        for concurrency in concurrencies:
+            for metric, _label in SAME_JOB_METRICS:
+                by_round = ratios_by_round(runs, path, baseline, concurrency, metric)
+                rows.append({"concurrency": concurrency, "metric": metric, "by_round": by_round,
+                             "median": median(by_round.values())})
+        found.append({"path": path, "baseline": baseline, "what": what, "rows": rows})
+    return found
+
+
+def service_cpu(runs, path, concurrency):
+    """Median CPU ms per 1,000 requests of each unit of each tier container ({container:
+    {unit: {'usage', 'user', 'system'}}}) over the runs of a path at a concurrency, from the
+    runs' service_cpu_ms."""
+    mine = [run for run in runs if run["path"] == path and run["concurrency"] == concurrency and run.get("service_cpu_ms")]
+    found = {}
+    for run in mine:
+        for container, units in run["service_cpu_ms"].items():
+            for unit, values in units.items():
+                for key, value in values.items():
+                    found.setdefault(container, {}).setdefault(unit, {}).setdefault(key, []).append(
+                        per_1k(value, run["requests"]))
+    return {container: {unit: {key: median(values) for key, values in keys.items()} for unit, keys in units.items()}
+            for container, units in found.items()}
 
 
 def summarize(runs, paths, concurrencies):
@@ -251,6 +390,7 @@ def summarize(runs, paths, concurrencies):
                    "errors": sum(run["errors_total"] for run in mine)}
             for key, field in SUMMARY_METRICS:
                 row[key] = median(run.get(field) for run in mine)
+            row["service_cpu_per_1k"] = service_cpu(runs, path, concurrency)
             row["ratios"] = {}
             for baseline in BASELINES:
                 if baseline == path or baseline not in paths:
@@ -307,6 +447,9 @@ def render_markdown(report):
                   fmt(settings["warmup_s"], 0), ", ".join(str(c) for c in settings["concurrencies"]),
                   settings.get("wrk", "wrk -t1 -c<N> -d<S>s --latency")))
     out.append("")
+    out += render_same_job(report)
+    out.append("## Paths")
+    out.append("")
     out.append(markdown_table(
         ["path", "what", "listens", "mTLS hop"],
         [[name, info["description"], "%s:%s" % (info["host"], info["port"]),
@@ -345,6 +488,16 @@ def render_markdown(report):
         if len(header) > 1:
             out.append(markdown_table(header, ratio_rows))
             out.append("")
+        cpu_rows = [row for row in rows if row["concurrency"] == concurrency and row.get("service_cpu_per_1k")]
+        if cpu_rows:
+            out.append("Where the tiers' CPU goes: ms per 1,000 requests of each unit in the tier containers "
+                       "(their systemd services' cgroups; user + system time, user in brackets; medians):")
+            out.append("")
+            out.append(markdown_table(
+                ["path"] + ["%s" % container for container in TIER_CONTAINERS],
+                [[row["path"]] + [describe_units(row["service_cpu_per_1k"].get(container) or {})
+                                  for container in TIER_CONTAINERS] for row in cpu_rows], "lll"))
+            out.append("")
 
     checks = report.get("checks") or {}
     if checks:
@@ -352,9 +505,13 @@ def render_markdown(report):
         out.append("")
         out.append(markdown_table(
             ["path", "answer", "backend saw X-Client-DN (the client sent %s)" % report.get("spoofed_dn", "its own"),
-             "mTLS hop without a client certificate"],
+             "mTLS hop without a client certificate", "known callers of the upstream tier"],
             [[name, check["status"], check.get("backend_saw_dn") or "(none)",
-              check.get("mtls_hop_without_client_certificate", "n/a")] for name, check in checks.items()], "lrll"))
+              check.get("mtls_hop_without_client_certificate", "n/a"),
+              "%d, this path's certificate %s" % (
+                  check["known_callers"]["entries"],
+                  "among them" if check["known_callers"]["listed"] else "not among them")
+              if check.get("known_callers") else "n/a"] for name, check in checks.items()], "lrlll"))
         out.append("")
 
     out.append("## Control plane (mtls.nginx.site on the bench scenario)")
@@ -384,6 +541,86 @@ def render_markdown(report):
     out += ["- " + note for note in report["notes"]]
     out.append("")
     return "\n".join(out)
+
+
+# The containers whose CPU is a path's cost, as the report names them.
+TIER_CONTAINERS = ("mtls-bench-proxy", "mtls-bench-upstream")
+
+
+def describe_units(units, limit=4):
+    """'nginx.service 61.2 (41.0); rsyslog.service 3.1 (1.2); other 0.4' for a container's units
+    (service_cpu()), the costliest first, those under 0.05 ms left out, the rest summed."""
+    present = sorted(((name, values) for name, values in units.items() if (values.get("usage") or 0) >= 0.05),
+                     key=lambda item: (item[0] == "other", -(item[1].get("usage") or 0)))
+    shown, rest = [], 0.0
+    for name, values in present:
+        if len(shown) < limit or name == "other":
+            user = values.get("user")
+            shown.append("%s %.1f%s" % (name, values["usage"], " (%.1f)" % user if user is not None else ""))
+        else:
+            rest += values["usage"]
+    if rest:
+        shown.append("more %.1f" % rest)
+    return "; ".join(shown) or "n/a"
+
+
+def render_same_job(report):
+    """The same-job section: for each comparison, its per-round ratios and their median, by
+    concurrency and metric; then what each path logged."""
+    settings = report["settings"]
+    comparisons = report.get("same_job") or []
+    out = []
+    if not comparisons:
+        return out
+    rounds = list(range(1, settings["rounds"] + 1))
+    out.append("## Same job, round by round")
+    out.append("")
+    out.append("Each ratio divides the first path's number by the second's, both measured in the same "
+               "round at the same concurrency; the median is over the rounds. Above 1× for req/s, and "
+               "below 1× for p99 latency and tier CPU per request, is better for the first path.")
+    out.append("")
+    labels = dict(SAME_JOB_METRICS)
+    for comparison in comparisons:
+        out.append("### %s ÷ %s: %s" % (comparison["path"], comparison["baseline"], comparison["what"]))
+        out.append("")
+        table = []
+        for row in comparison["rows"]:
+            by_round = {int(key): value for key, value in row["by_round"].items()}
+            table.append([row["concurrency"], labels.get(row["metric"], row["metric"])]
+                         + [fmt_ratio(by_round.get(number)) for number in rounds] + ["**%s**" % fmt_ratio(row["median"])])
+        out.append(markdown_table(["conns", "metric"] + ["round %d" % number for number in rounds] + ["median"],
+                                  table, "rl" + "r" * (len(rounds) + 1)))
+        out.append("")
+    logged = []
+    for name in settings["paths"]:
+        info = report["paths"].get(name) or {}
+        if not info.get("upstream_port"):
+            continue
+        cells = [name]
+        for concurrency in settings["concurrencies"]:
+            row = next((r for r in report["summary"] if r["path"] == name and r["concurrency"] == concurrency), None)
+            if not info.get("logs"):
+                cells.append("off")
+            elif row is None:
+                cells.append("n/a")
+            else:
+                cell = "%s / %s" % (fmt(row.get("proxy_log_lines_per_request"), 2),
+                                    fmt(row.get("upstream_log_lines_per_request"), 2))
+                if row.get("proxy_dropped_logs_per_request") is not None:
+                    cell += " (dropped %s / %s)" % (
+                        fmt(row.get("proxy_dropped_logs_per_request"), 3),
+                        fmt(row.get("upstream_dropped_logs_per_request"), 3))
+                cells.append(cell)
+        logged.append(cells)
+    if logged:
+        out.append("Log lines written per request during the measured runs, proxy hop / upstream hop (medians; "
+                   "1.00 / 1.00 is a line per request on each hop; the requests wrk abandons at the end of a run "
+                   "are logged too), and for HAProxy the lines it dropped per request because the syslog socket "
+                   "was full:")
+        out.append("")
+        out.append(markdown_table(["path"] + ["%d conns" % c for c in settings["concurrencies"]], logged))
+        out.append("")
+    return out
 
 
 def _short_number(value):

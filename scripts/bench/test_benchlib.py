@@ -261,3 +261,205 @@ server {
         "access_log /var/log/x.log x buffer=64k",
         "proxy_http_version 1.1",
     ]
+
+
+# --- same-job comparisons, logs, known callers, CPU by unit -----------------------------------------
+
+def test_ratios_by_round_name_their_round():
+    runs = [_run("chain", 1, 1100), _run("haproxy-log", 1, 1000), _run("chain", 2, 900),
+            _run("chain", 3, 1300), _run("haproxy-log", 3, 1000)]
+    assert benchlib.ratios_by_round(runs, "chain", "haproxy-log", 8, "rps") == pytest.approx({1: 1.1, 3: 1.3})
+    # A baseline of 0 gives no ratio for that round, never a division by zero.
+    runs.append(_run("chain", 4, 500))
+    runs.append(dict(_run("haproxy-log", 4, 1000), rps=0))
+    assert 4 not in benchlib.ratios_by_round(runs, "chain", "haproxy-log", 8, "rps")
+
+
+def test_same_job_ratios_per_round_and_median():
+    runs = []
+    # Five rounds; the machine drifts (round 2 twice as fast), the ratios do not.
+    for number, speed in zip(range(1, 6), (1.0, 2.0, 1.0, 1.0, 0.5)):
+        runs += [_run("chain", number, 1200 * speed, p99=2.0, cpu=90.0),
+                 _run("haproxy-log", number, 1000 * speed, p99=2.5, cpu=100.0),
+                 _run("quiet", number, 1300 * speed, cpu=80.0),
+                 _run("haproxy", number, 1100 * speed, cpu=88.0),
+                 _run("computed", number, 1000 * speed, cpu=105.0)]
+    # One round where the chain lost: the median is the middle ratio, not the mean.
+    runs[0] = _run("chain", 1, 600, p99=2.0, cpu=90.0)
+    paths = ["chain", "haproxy-log", "quiet", "haproxy", "computed"]
+    found = benchlib.same_job(runs, paths, [8, 32])
+    assert [(c["path"], c["baseline"]) for c in found] == [("chain", "haproxy-log"), ("quiet", "haproxy"),
+                                                           ("chain", "computed")]
+    both_log = found[0]
+    row = next(r for r in both_log["rows"] if r["concurrency"] == 8 and r["metric"] == "rps")
+    assert row["by_round"] == pytest.approx({1: 0.6, 2: 1.2, 3: 1.2, 4: 1.2, 5: 1.2})
+    assert row["median"] == pytest.approx(1.2)
+    p99 = next(r for r in both_log["rows"] if r["concurrency"] == 8 and r["metric"] == "p99_ms")
+    assert p99["median"] == pytest.approx(0.8)
+    cpu = next(r for r in found[1]["rows"] if r["concurrency"] == 8 and r["metric"] == "tier_cpu_ms_per_1k")
+    assert cpu["median"] == pytest.approx(80.0 / 88.0)
+    lookup = next(r for r in found[2]["rows"] if r["concurrency"] == 8 and r["metric"] == "rps")
+    assert lookup["median"] == pytest.approx(1.2)
+    # No run at 32 connections: the rows are there, empty.
+    empty = next(r for r in both_log["rows"] if r["concurrency"] == 32 and r["metric"] == "rps")
+    assert empty["by_round"] == {} and empty["median"] is None
+
+
+def test_same_job_leaves_out_comparisons_not_measured():
+    runs = [_run("chain", 1, 1000), _run("haproxy", 1, 900)]
+    assert benchlib.same_job(runs, ["chain", "haproxy"], [8]) == []
+    found = benchlib.same_job(runs, ["chain", "computed"], [8])
+    assert [c["baseline"] for c in found] == ["computed"]
+    assert all(row["median"] is None for row in found[0]["rows"])
+
+
+def test_same_job_section_comes_first_in_the_report():
+    runs = []
+    for number in (1, 2, 3):
+        runs += [dict(_run("chain", number, 1100), proxy_log_lines_per_request=1.0, upstream_log_lines_per_request=1.001),
+                 dict(_run("haproxy-log", number, 1000), proxy_log_lines_per_request=0.99,
+                      upstream_log_lines_per_request=1.0)]
+    runs[2] = dict(_run("chain", 2, 1000), proxy_log_lines_per_request=1.0, upstream_log_lines_per_request=1.0)
+    paths = ["chain", "haproxy-log"]
+    report = {
+        "started_utc": "2026-01-01 00:00:00 UTC",
+        "settings": {"argv": [], "rounds": 3, "duration_s": 8, "warmup_s": 2, "concurrencies": [8], "paths": paths},
+        "paths": {"chain": {"description": "the collection", "host": "p", "port": 8080, "upstream_port": 8443,
+                            "logs": {"proxy": "a", "upstream": "b"}},
+                  "haproxy-log": {"description": "HAProxy, logging", "host": "p", "port": 8085, "upstream_port": 9446,
+                                  "logs": {"proxy": "c", "upstream": "c"}}},
+        "summary": benchlib.summarize(runs, paths, [8]),
+        "same_job": benchlib.same_job(runs, paths, [8]),
+        "control_plane": [], "machine": {}, "notes": [],
+    }
+    text = benchlib.render_markdown(report)
+    assert text.index("## Same job, round by round") < text.index("## Paths") < text.index("## 8 connections")
+    assert "### chain ÷ haproxy-log: the same job, both logging every request on each hop" in text
+    assert "| conns | metric | round 1 | round 2 | round 3 | median |" in text
+    assert "| 8 | req/s | 1.10× | 1.00× | 1.10× | **1.10×** |" in text
+    assert "| 8 | CPU/req | 1.00× | 1.00× | 1.00× | **1.00×** |" in text
+    assert "| chain | 1.00 / 1.00 |" in text
+    assert "| haproxy-log | 0.99 / 1.00 |" in text
+
+
+def test_log_lines_and_per_request():
+    assert benchlib.count_lines("a\nb\n\nc") == 3
+    assert benchlib.count_lines("") == 0
+    assert benchlib.per_request(1001, 1000) == pytest.approx(1.001)
+    assert benchlib.per_request(None, 1000) is None
+    assert benchlib.per_request(3, 0) is None
+
+
+KNOWN_CALLERS = """# Managed by the mtls.nginx collection: ...
+# 2 known certificate(s).
+map $ssl_client_fingerprint $__mtls_u_cert_mtls_upstream {
+    default $ssl_client_escaped_cert;
+    0a1b2c3d4e5f60718293a4b5c6d7e8f901234567 "-----BEGIN%20CERTIFICATE-----%0A";
+    ffeeddccbbaa99887766554433221100ffeeddcc "-----BEGIN%20CERTIFICATE-----%0A";
+}
+map $ssl_client_fingerprint $__mtls_u_s_dn_mtls_upstream {
+    default $ssl_client_s_dn;
+    0a1b2c3d4e5f60718293a4b5c6d7e8f901234567 "CN=mtls-bench-proxy";
+    ffeeddccbbaa99887766554433221100ffeeddcc "CN=other";
+}
+"""
+
+
+def test_known_caller_fingerprints():
+    assert benchlib.known_caller_fingerprints(KNOWN_CALLERS) == {
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", "ffeeddccbbaa99887766554433221100ffeeddcc"}
+    empty = "map $ssl_client_fingerprint $__mtls_u_cert_x {\n    default $ssl_client_escaped_cert;\n}\n"
+    assert benchlib.known_caller_fingerprints(empty) == set()
+    found = {"entries": 1, "file": "/etc/nginx/mtls/mtls-upstream/known-callers.conf", "listed": True}
+    assert benchlib.describe_known_callers(found) == (
+        "known callers: 1 entry in /etc/nginx/mtls/mtls-upstream/known-callers.conf, this path's certificate listed")
+
+
+def test_cpu_by_unit():
+    assert benchlib.parse_cpu_stat("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\n") == {
+        "usage": 1500, "user": 1000, "system": 500}
+    assert benchlib.service_of("system.slice/nginx.service") == "nginx.service"
+    assert benchlib.service_of("") == ""
+
+    def stat(usage, user):
+        return {"usage": usage, "user": user, "system": usage - user}
+
+    before = {"": stat(10000, 6000), "init.scope": stat(1000, 500), "system.slice": stat(9000, 5500),
+              "system.slice/nginx.service": stat(8000, 5000), "system.slice/rsyslog.service": stat(1000, 500)}
+    after = {"": stat(60000, 36000), "init.scope": stat(1000, 500), "system.slice": stat(57000, 35000),
+             "system.slice/nginx.service": stat(50000, 30000), "system.slice/rsyslog.service": stat(7000, 5000),
+             "system.slice/new.service": stat(500, 500)}
+    delta = benchlib.cpu_delta_by_service(before, after)
+    # The leaves only (system.slice holds nothing of its own), a unit that appeared since is
+    # left to 'other', and other is the container's total less its units'.
+    assert delta["nginx.service"] == pytest.approx({"usage": 42.0, "user": 25.0, "system": 17.0})
+    assert delta["rsyslog.service"] == pytest.approx({"usage": 6.0, "user": 4.5, "system": 1.5})
+    assert delta["init.scope"]["usage"] == pytest.approx(0.0)
+    assert "system.slice" not in delta and "new.service" not in delta
+    assert delta["other"]["usage"] == pytest.approx(50.0 - 42.0 - 6.0)
+
+    runs = [dict(_run("chain", number, 1000), requests=requests,
+                 service_cpu_ms={"mtls-bench-proxy": {"nginx.service": {"usage": usage, "user": usage / 2, "system": usage / 2}}})
+            for number, requests, usage in ((1, 1000, 50.0), (2, 2000, 80.0), (3, 1000, 45.0))]
+    per_1k = benchlib.service_cpu(runs, "chain", 8)
+    assert per_1k["mtls-bench-proxy"]["nginx.service"]["usage"] == pytest.approx(45.0)
+    assert benchlib.describe_units({"nginx.service": {"usage": 45.04, "user": 30.0, "system": 15.0},
+                                    "other": {"usage": 0.5, "user": None, "system": None},
+                                    "init.scope": {"usage": 0.0, "user": 0.0, "system": 0.0}}) == (
+        "nginx.service 45.0 (30.0); other 0.5")
+
+
+def test_paths_json_and_the_run_script_agree():
+    """Every path of paths.json is one that scripts/bench/run's --paths takes, in the same order,
+    and each says how bench.py counts what it reads."""
+    import json
+    import os
+    import re
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "paths.json"), encoding="utf-8") as handle:
+        paths = json.load(handle)["bench_paths"]
+    with open(os.path.join(here, "run"), encoding="utf-8") as handle:
+        listed = re.search(r"^all_paths=(\S+)$", handle.read(), re.M).group(1).split(",")
+    assert listed == list(paths)
+    for name, info in paths.items():
+        assert (info.get("logs") is None) == (info.get("log_flush") is None), name
+        if info.get("upstream_port"):
+            assert info.get("handshakes") in ("nginx_log", "passive_opens", "haproxy_stats", "stunnel_log", "seed_log"), name
+        if "variant" in info:
+            assert info["tiers"]["upstream"] in info["known_callers_file"], name
+    for path, baseline, _what in benchlib.SAME_JOB:
+        assert path in paths and baseline in paths
+    # The same job: the HAProxy pair differs only in logging, so do chain and quiet.
+    assert "logs" in paths["haproxy-log"] and "logs" not in paths["haproxy"]
+    assert "logs" in paths["chain"] and paths["quiet"]["variant"] == {"mtls_nginx_access_log": False}
+    assert paths["computed"]["variant"] == {"mtls_upstream_known_callers": False}
+
+
+def test_pem_sha1_is_nginx_fingerprint():
+    import base64
+    import hashlib
+    der = bytes(range(256)) * 3
+    body = base64.b64encode(der).decode()
+    pem = "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % "\n".join(
+        body[i:i + 64] for i in range(0, len(body), 64))
+    # The first certificate of a chain file.
+    other = pem.replace(body[:4], "AAAA", 1)
+    assert benchlib.pem_sha1(pem + other) == hashlib.sha1(der).hexdigest()
+    with pytest.raises(ValueError):
+        benchlib.pem_sha1("no certificate")
+
+
+def test_haproxy_info_and_dropped_logs_in_the_report():
+    info = benchlib.parse_haproxy_info("Name: HAProxy\nVersion: 2.6.12\nDroppedLogs: 336\nUptime_sec: 253\n")
+    assert info["DroppedLogs"] == "336" and info["Name"] == "HAProxy"
+    runs = [dict(_run("haproxy-log", 1, 1000), proxy_log_lines_per_request=0.98, upstream_log_lines_per_request=0.97,
+                 proxy_dropped_logs_per_request=0.02, upstream_dropped_logs_per_request=0.031),
+            dict(_run("chain", 1, 1000), proxy_log_lines_per_request=1.0, upstream_log_lines_per_request=1.0)]
+    paths = ["chain", "haproxy-log"]
+    report = {"settings": {"rounds": 1, "concurrencies": [8], "paths": paths},
+              "paths": {"chain": {"upstream_port": 1, "logs": {"proxy": "a"}},
+                        "haproxy-log": {"upstream_port": 2, "logs": {"proxy": "b"}}},
+              "summary": benchlib.summarize(runs, paths, [8]), "same_job": benchlib.same_job(runs, paths, [8])}
+    text = "\n".join(benchlib.render_same_job(report))
+    assert "| haproxy-log | 0.98 / 0.97 (dropped 0.020 / 0.031) |" in text
+    assert "| chain | 1.00 / 1.00 |" in text
