@@ -17,6 +17,7 @@ import time
 import pytest
 import testinfra
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from mtls_testing import EPHEMERAL, PROXY_PKI, UPSTREAM_PKI, curl, inventory_dir, run_playbook
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -26,7 +27,6 @@ CA1, CA2 = "mtls-cahost-ca1", "mtls-cahost-ca2"
 # The files that make a CA: none of them may exist on the machine that ran the playbooks.
 CA_FILES = ("ca.key", "ca.pem", "ca.crl", "intermediate.key", "intermediate.pem", "intermediate.crl",
             "intermediate-chain.pem", "ledger.json")
-STARTED = time.time()
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,55 @@ def _ledger(host):
     return {entry["serial"]: entry for entry in json.loads(host.file(CA_DIR + "/ledger.json").content_string)["certificates"]}
 
 
+def _of_this_ca(path, ca):
+    """Whether a file holds anything of the CA on the CA host: one of its certificates, a key
+    whose public key is one of its keys', a CRL one of its keys signed, a ledger naming a serial
+    it issued. (A file is judged by its content, so another CA on the same machine, such as the
+    benchmark's or the unit tests', is not this one, and a copy of this one under any date is.)"""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(4 << 20)
+    except OSError:
+        return False
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        for block in re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", data, re.S):
+            try:
+                if x509.load_pem_x509_certificate(block).fingerprint(hashes.SHA256()) in ca["fingerprints"]:
+                    return True
+            except ValueError:
+                continue
+    if b"PRIVATE KEY-----" in data:
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            key = None
+        if key is not None and _public_der(key.public_key()) in ca["keys"]:
+            return True
+    if b"-----BEGIN X509 CRL-----" in data:
+        for block in re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", data, re.S):
+            try:
+                crl = x509.load_pem_x509_crl(block)
+            except ValueError:
+                continue
+            for public in ca["publics"]:
+                try:
+                    if crl.is_signature_valid(public):
+                        return True
+                except TypeError:
+                    continue
+    if path.endswith(".json"):
+        try:
+            entries = json.loads(data).get("certificates", [])
+            return any(isinstance(entry, dict) and entry.get("serial") in ca["serials"] for entry in entries)
+        except (ValueError, AttributeError):
+            return False
+    return False
+
+
+def _public_der(public):
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def test_the_ca_is_on_its_ca_host_and_nothing_of_it_on_the_machine_that_ran_the_playbook(hosts):
     ca1 = hosts[CA1]
     for name in ("ca.key", "intermediate.key"):
@@ -100,12 +149,19 @@ def test_the_ca_is_on_its_ca_host_and_nothing_of_it_on_the_machine_that_ran_the_
         assert key.exists and key.mode == 0o600, name
     assert ca1.file(CA_DIR).mode == 0o700
     assert not hosts[CA2].file(CA_DIR).exists
-    # Where a controller keeps a CA (the default mtls_pki_dir, this scenario's directory), and
-    # anything written since the scenario started in the temporary folders and the checkout.
-    # (The unit tests' own CAs under /tmp/pytest-of-* and other scenarios' under their
-    # ~/.ansible/tmp/molecule.* are not this playbook's.)
+    certificates = [x509.load_pem_x509_certificate(ca1.file("%s/%s" % (CA_DIR, name)).content)
+                    for name in ("ca.pem", "intermediate.pem")]
+    ca = {"fingerprints": {cert.fingerprint(hashes.SHA256()) for cert in certificates},
+          "publics": [cert.public_key() for cert in certificates],
+          "keys": {_public_der(cert.public_key()) for cert in certificates},
+          "serials": set(_ledger(ca1))}
+    assert len(ca["serials"]) >= 2
+    # Where a controller keeps a CA (the default mtls_pki_dir, this scenario's directory): no CA
+    # file at all. The temporary folders, Ansible's and the checkout: no file of a CA's name
+    # holding anything of this CA, whenever it was written. (The unit tests' own CAs under
+    # /tmp/pytest-of-* and other scenarios' under their ~/.ansible/tmp/molecule.* are not this
+    # playbook's.)
     found = []
-    since = STARTED - 1800
     anywhere = (os.path.expanduser("~/.mtls-nginx"), EPHEMERAL)
     for top in anywhere + (os.path.expanduser("~/.ansible"), "/tmp", "/var/tmp", ROOT):
         for folder, dirs, files in os.walk(top):
@@ -113,11 +169,7 @@ def test_the_ca_is_on_its_ca_host_and_nothing_of_it_on_the_machine_that_ran_the_
                        and not (d.startswith("molecule.") and os.path.join(folder, d) != EPHEMERAL)]
             for name in files:
                 path = os.path.join(folder, name)
-                try:
-                    recent = os.lstat(path).st_mtime >= since
-                except OSError:
-                    continue
-                if name in CA_FILES and (recent or top in anywhere):
+                if name in CA_FILES and (top in anywhere or _of_this_ca(path, ca)):
                     found.append(path)
     assert found == [], found
 
