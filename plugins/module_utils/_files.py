@@ -34,9 +34,10 @@ class FileWriter:
         self.changed = False
         self.diff = {"before": {}, "after": {}}
 
-    def write(self, path, content, mode, secret=False, owner=None, group=None):
+    def write(self, path, content, mode, secret=False, owner=None, group=None, validate=None):
         """Write ``content`` to ``path`` unless it is there already; True when this file changed
-        (its content, or its owner, group or mode)."""
+        (its content, or its owner, group or mode). ``validate``, when given, is called with the
+        path of the new content before it replaces the old file, and raises to keep the old one."""
         path = os.path.abspath(os.path.expanduser(path))
         content = to_bytes(content)
         old = read_file(path)
@@ -46,7 +47,7 @@ class FileWriter:
             self.diff["before"][path] = _shown(old, secret)
             self.diff["after"][path] = _shown(content, secret)
             if not self.module.check_mode:
-                self._atomic_write(path, content, mode)
+                self._atomic_write(path, content, mode, validate)
         attributes = self._attributes(path, mode, owner, group, exists=old is not None or not self.module.check_mode)
         return written or attributes
 
@@ -92,13 +93,13 @@ class FileWriter:
         self.changed = self.changed or changed
         return changed
 
-    def _atomic_write(self, path, content, mode):
+    def _atomic_write(self, path, content, mode, validate=None):
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             from ._crypto import PKIError
 
             raise PKIError("%s: directory %s does not exist" % (path, directory))
-        atomic_write(path, content, int(mode, 8) if isinstance(mode, str) else mode)
+        atomic_write(path, content, int(mode, 8) if isinstance(mode, str) else mode, validate)
 
 
 def octal_mode(mode, name):
@@ -119,11 +120,13 @@ def octal_mode(mode, name):
 def write_files(module, entries, directories=()):
     """Make each of ``directories`` (path, mode, owner, group) that is missing, in order (with
     any missing parent, as ``mkdir -p`` makes it), then write each of ``entries`` (path,
-    content, mode, owner, group) in one go.
+    content, mode, owner, group, and optionally validate: a command naming the new content's
+    file as %s, run before it replaces the old file) in one go, in order.
 
     Every entry is checked first (one path named once, an octal mode, a directory that exists or
-    comes earlier in ``directories``, outside check mode), so that a refusal changes nothing.
-    Returns (changed paths, directories first, diffs in the form Ansible shows one diff per file)."""
+    comes earlier in ``directories``, outside check mode, a validate command with %s), so that a
+    refusal changes nothing. A file whose validate command fails keeps its old content, and the
+    files after it are not written. Returns (changed paths, directories first, diffs in the form Ansible shows one diff per file)."""
     from ._crypto import PKIError
 
     seen = set()
@@ -150,20 +153,43 @@ def write_files(module, entries, directories=()):
         parent = os.path.dirname(path)
         if not module.check_mode and not os.path.isdir(parent) and parent not in made:
             raise PKIError("%s: directory %s does not exist" % (name, parent))
+        if entry.get("validate") is not None and "%s" not in entry["validate"]:
+            raise PKIError("%s: validate must name the file to test as %%s, not %r" % (name, entry["validate"]))
     writer = FileWriter(module)
     changed = [entry["path"] for entry in directories
                if writer.directory(entry["path"], entry["mode"], owner=entry.get("owner"), group=entry.get("group"))]
-    changed += [entry["path"] for entry in entries
-                if writer.write(entry["path"], entry["content"], entry["mode"], owner=entry["owner"], group=entry["group"])]
+    changed += [entry["path"] for index, entry in enumerate(entries)
+                if writer.write(entry["path"], entry["content"], entry["mode"], owner=entry["owner"], group=entry["group"],
+                                validate=_validator(module, "files[%d] (%s)" % (index, entry["path"]), entry.get("validate")))]
     diffs = [{"before_header": path, "after_header": path, "before": writer.diff["before"][path] or "",
               "after": writer.diff["after"][path]} for path in writer.diff["after"]]
     return changed, diffs
 
 
-def atomic_write(path, content, mode):
+def _validator(module, name, command):
+    """A check of a new file's content before it goes live: ``command`` with %s as the temporary
+    file's path (run without a shell, as ansible.builtin.template's validate runs); a failure
+    names the entry, the command and what it printed."""
+    if command is None:
+        return None
+
+    def check(tmp):
+        argv = command % tmp
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            from ._crypto import PKIError
+
+            shown = (err or out).strip()[-2000:]
+            raise PKIError("%s: the new content failed validation, the old file stays (%s exited %d): %s"
+                           % (name, argv, rc, shown))
+    return check
+
+
+def atomic_write(path, content, mode, validate=None):
     """Replace ``path`` with ``content``: a temporary file in the same directory, its mode set
     before the content lands (a key is never readable by others) and its owner kept, flushed to
-    disk, then renamed over ``path``; readers see the old file or the new one, never half."""
+    disk, then (once ``validate``, when given, accepted the temporary file) renamed over
+    ``path``; readers see the old file or the new one, never half."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".mtls-", dir=directory)
     try:
@@ -173,6 +199,8 @@ def atomic_write(path, content, mode):
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
+        if validate is not None:
+            validate(tmp)
         # os.replace keeps the mode set above; atomic_move would widen a new file to 0644 first.
         os.replace(tmp, path)
         # The rename itself survives a crash only once the directory is on disk too.

@@ -15,7 +15,7 @@ description:
     what M(ansible.builtin.copy) does in two runs per file (a C(stat), then the attributes), so
     an idempotent run of a tier makes fewer round trips to the host.
   - Every entry is checked before any file is written (a path named once, an octal mode, a
-    directory that exists), so a refusal changes nothing.
+    directory that exists), so a refusal changes nothing. The files are then written in order.
   - The content travels as a module argument. It is meant for public files such as
     certificates, CRLs and scripts. The roles install private keys and passphrases with
     M(ansible.builtin.copy) and C(no_log).
@@ -47,6 +47,15 @@ options:
       group:
         description: Its group; unset works as for O(files[].owner).
         type: str
+      validate:
+        description:
+          - A command that checks the new content before it replaces the file, with C(%s) where
+            the path of a temporary file holding it goes (as for M(ansible.builtin.template)); it
+            runs without a shell, only when the content differs and not in check mode.
+          - When it fails, the file keeps its old content, the files after it are not written,
+            and the module fails naming the file, the command and what it printed.
+        type: str
+        version_added: 0.2.0
   directories:
     description:
       - Directories to make when they are missing, and whose owner, group and mode are applied,
@@ -126,6 +135,7 @@ def main():
                 mode=dict(type="raw", default="0644"),
                 owner=dict(type="str"),
                 group=dict(type="str"),
+                validate=dict(type="str"),
             )),
             directories=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="path", required=True),

@@ -109,3 +109,47 @@ def test_missing_parents_of_a_directory_are_made_as_mkdir_p_makes_them(tmp_path,
     result, failed = run({"directories": [{"path": str(deep), "mode": "0750"}],
                           "files": [{"path": str(deep / "x"), "content": "x\n"}]}, capsys)
     assert not failed and result["paths"] == [str(deep), str(deep / "x")] and mode_of(deep) == 0o750
+
+
+def test_validate_checks_the_new_content_before_it_replaces_the_file(tmp_path, capsys):
+    config, later = tmp_path / "site.conf", tmp_path / "later.pem"
+    config.write_text("good\n")
+    accept = "grep -q good %s"
+    args = {"files": [{"path": str(config), "content": "still good\n", "validate": accept},
+                      {"path": str(later), "content": "after\n"}]}
+    result, failed = run(args, capsys)
+    assert not failed and result["paths"] == [str(config), str(later)]
+    assert config.read_text() == "still good\n" and later.read_text() == "after\n"
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".mtls-")] == []
+
+
+def test_content_that_fails_validation_leaves_the_old_file_and_stops_there(tmp_path, capsys):
+    helper, config, later = tmp_path / "helper", tmp_path / "site.conf", tmp_path / "later.pem"
+    config.write_text("good\n")
+    args = {"files": [{"path": str(helper), "content": "first\n"},
+                      {"path": str(config), "content": "bad\n", "validate": "grep -q good %s"},
+                      {"path": str(later), "content": "after\n"}]}
+    result, failed = run(args, capsys)
+    assert failed
+    assert "files[1] (%s): the new content failed validation, the old file stays" % config in result["msg"]
+    assert "grep -q good" in result["msg"] and "exited 1" in result["msg"]
+    assert helper.read_text() == "first\n" and config.read_text() == "good\n" and not later.exists()
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".mtls-")] == []
+
+
+def test_validate_runs_only_for_a_change_and_never_in_check_mode(tmp_path, capsys):
+    config = tmp_path / "site.conf"
+    config.write_text("same\n")
+    result, failed = run({"files": [{"path": str(config), "content": "same\n", "validate": "false %s"}]}, capsys)
+    assert not failed and result["changed"] is False
+    result, failed = run({"files": [{"path": str(config), "content": "new\n", "validate": "false %s"}]}, capsys, check_mode=True)
+    assert not failed and result["changed"] is True and config.read_text() == "same\n"
+
+
+def test_a_validate_command_without_the_file_is_refused_before_anything_is_written(tmp_path, capsys):
+    first, config = tmp_path / "first.pem", tmp_path / "site.conf"
+    args = {"files": [{"path": str(first), "content": "x\n"},
+                      {"path": str(config), "content": "y\n", "validate": "nginx -t"}]}
+    result, failed = run(args, capsys)
+    assert failed and "files[1] (%s): validate must name the file to test as %%s" % config in result["msg"]
+    assert not first.exists() and not config.exists()
