@@ -180,7 +180,7 @@ def _validator(module, name, command):
             from ._crypto import PKIError
 
             shown = (err or out).strip()[-2000:]
-            raise PKIError("%s: the new content failed validation, the old file stays (%s exited %d): %s"
+            raise PKIError("%s: failed to validate, the old file stays (%s exited %d): %s"
                            % (name, argv, rc, shown))
     return check
 

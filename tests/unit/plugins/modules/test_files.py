@@ -131,7 +131,7 @@ def test_content_that_fails_validation_leaves_the_old_file_and_stops_there(tmp_p
                       {"path": str(later), "content": "after\n"}]}
     result, failed = run(args, capsys)
     assert failed
-    assert "files[1] (%s): the new content failed validation, the old file stays" % config in result["msg"]
+    assert "files[1] (%s): failed to validate, the old file stays" % config in result["msg"]
     assert "grep -q good" in result["msg"] and "exited 1" in result["msg"]
     assert helper.read_text() == "first\n" and config.read_text() == "good\n" and not later.exists()
     assert [name for name in os.listdir(tmp_path) if name.startswith(".mtls-")] == []
