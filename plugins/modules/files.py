@@ -11,7 +11,8 @@ description:
   - Writes each file of O(files) whose content differs, atomically (a temporary file in the same
     directory, its mode set before the content lands, then renamed over the old file), and
     applies its owner, group and mode.
-  - The roles install their helper scripts, CA bundles and CRLs with it. One module run does
+  - The roles install their helper scripts, CA bundles, CRLs, known callers' maps and each tier's
+    drop-in config (checked by O(files[].validate)) with it. One module run does
     what M(ansible.builtin.copy) does in two runs per file (a C(stat), then the attributes), so
     an idempotent run of a tier makes fewer round trips to the host.
   - Every entry is checked before any file is written (a path named once, an octal mode, a
