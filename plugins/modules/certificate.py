@@ -157,10 +157,65 @@ options:
         type: str
         required: true
   purpose:
-    description: Which side of mTLS the certificate is for; sets (or, for V(install), checks) the extended key usage.
+    description:
+      - Which side of mTLS the certificate is for; sets (or, for V(install), checks) the extended key usage.
+      - Required, except for V(request) with O(requests) (each item names its own).
     type: str
-    required: true
     choices: [server, client]
+  requests:
+    description:
+      - For V(request) only, several keys of one host in one module run (a host running several
+        tiers) - each item is what O(privatekey_path), O(privatekey_passphrase),
+        O(privatekey_passphrase_file), O(path), O(chain_path), O(purpose), O(common_name),
+        O(subject_alt_names), O(key_type), O(valid_days) and O(renew_before_days) say for one
+        key, with the other options shared; each is ensured as a V(request) of its own would,
+        and RV(requested) has the outcome of each, in order. A refused item fails the module,
+        naming it.
+      - Without it, the top-level options describe the one key.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      privatekey_path:
+        description: As O(privatekey_path).
+        type: path
+        required: true
+      privatekey_passphrase:
+        description: As O(privatekey_passphrase).
+        type: str
+      privatekey_passphrase_file:
+        description: As O(privatekey_passphrase_file).
+        type: path
+      path:
+        description: As O(path).
+        type: path
+      chain_path:
+        description: As O(chain_path).
+        type: path
+      purpose:
+        description: As O(purpose).
+        type: str
+        required: true
+        choices: [server, client]
+      common_name:
+        description: As O(common_name).
+        type: str
+        required: true
+      subject_alt_names:
+        description: As O(subject_alt_names).
+        type: list
+        elements: str
+        default: []
+      key_type:
+        description: As O(key_type); the top-level one when left out.
+        type: str
+        choices: [ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      valid_days:
+        description: As O(valid_days); the top-level one when left out.
+        type: int
+      renew_before_days:
+        description: As O(renew_before_days); the top-level one when left out.
+        type: int
   common_name:
     description:
       - Subject common name; the upstream tier passes the client's subject DN to its backend.
@@ -320,6 +375,14 @@ reasons:
   type: list
   elements: str
   sample: ["subject alt names are ['DNS:a'], ['DNS:a', 'DNS:b'] were asked", "private key re-encrypted with the new passphrase"]
+requested:
+  description:
+    - With O(requests), what V(request) returns for each item (RV(reasons), RV(csr),
+      RV(existing_certificate), RV(certificate), RV(certificate_reasons), RV(certificate_current)), in
+      the order of O(requests).
+  returned: O(operation=request) with O(requests)
+  type: list
+  elements: dict
 csr:
   description: The certificate signing request (PEM) for the key. Public; safe to pass to the controller.
   returned: O(operation=request)
@@ -397,6 +460,7 @@ from ansible_collections.mtls.nginx.plugins.module_utils._argspec import (
     key_type_option,
 )
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
+    KEY_TYPES,
     LEAF_PURPOSES,
     PKIError,
     check_common_name,
@@ -405,6 +469,19 @@ from ansible_collections.mtls.nginx.plugins.module_utils._crypto import (
 from ansible_collections.mtls.nginx.plugins.module_utils._files import FileWriter
 from ansible_collections.mtls.nginx.plugins.module_utils._ledger import wait_messages, waits
 from ansible_collections.mtls.nginx.plugins.module_utils._pkcs11 import token_key_argument_spec
+
+
+def _request(writer, params, index, item):
+    """One item of ``requests``: a request with the item's options over the shared ones; a refusal
+    names the item."""
+    from ansible_collections.mtls.nginx.plugins.module_utils._pki import ensure_leaf
+
+    options = dict(params, **dict((name, value) for name, value in item.items() if value is not None))
+    try:
+        check_common_name(options["common_name"])
+        return ensure_leaf(writer, **options)
+    except PKIError as exc:
+        raise PKIError("requests[%d] (%s): %s" % (index, item["privatekey_path"], exc))
 
 
 def main():
@@ -431,7 +508,20 @@ def main():
             ca_privatekey_path=dict(type="path", no_log=False),
             ca_privatekey_passphrase=dict(type="str", no_log=True),
             ca_privatekey_pkcs11=token_key_argument_spec(),
-            purpose=dict(type="str", required=True, choices=list(LEAF_PURPOSES)),
+            purpose=dict(type="str", choices=list(LEAF_PURPOSES)),
+            requests=dict(type="list", elements="dict", default=[], options=dict(
+                privatekey_path=dict(type="path", required=True, no_log=False),
+                privatekey_passphrase=dict(type="str", no_log=True),
+                privatekey_passphrase_file=dict(type="path", no_log=False),
+                path=dict(type="path"),
+                chain_path=dict(type="path"),
+                purpose=dict(type="str", required=True, choices=list(LEAF_PURPOSES)),
+                common_name=dict(type="str", required=True),
+                subject_alt_names=dict(type="list", elements="str", default=[]),
+                key_type=dict(type="str", choices=list(KEY_TYPES)),
+                valid_days=dict(type="int"),
+                renew_before_days=dict(type="int"),
+            )),
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
             valid_days=dict(type="int", default=365),
@@ -440,7 +530,6 @@ def main():
         required_if=[
             ("operation", "issue", ("path", "privatekey_path", "ca_path", "common_name")),
             ("operation", "issue", ("ca_privatekey_path", "ca_privatekey_pkcs11"), True),
-            ("operation", "request", ("privatekey_path", "common_name")),
             ("operation", "sign", ("ca_path", "common_name")),
             ("operation", "sign", ("ca_privatekey_path", "ca_privatekey_pkcs11"), True),
             ("operation", "sign", ("csr_content", "csr_path"), True),
@@ -455,12 +544,25 @@ def main():
     require_cryptography(module)
     from ansible_collections.mtls.nginx.plugins.module_utils._pki import ensure_leaf
 
+    params = dict(module.params)
+    requests = params.pop("requests")
+    if requests and params["operation"] != "request":
+        module.fail_json(msg="requests: only for operation=request, not %s" % params["operation"])
+    if not requests and params["purpose"] is None:
+        module.fail_json(msg="missing required arguments: purpose")
+    missing = [name for name in ("privatekey_path", "common_name") if params[name] is None]
+    if not requests and params["operation"] == "request" and missing:
+        # What required_if said before requests: each key needs both, at the top or in each item.
+        module.fail_json(msg="operation is request but these are missing: %s (or give requests)" % ", ".join(missing))
     writer = FileWriter(module)
     try:
-        if module.params["common_name"] is not None:
-            # Checked here too: sign and issue keep a certificate that still fits without building a name.
-            check_common_name(module.params["common_name"])
-        result = ensure_leaf(writer, **module.params)
+        if requests:
+            result = {"requested": [_request(writer, params, index, item) for index, item in enumerate(requests)]}
+        else:
+            if params["common_name"] is not None:
+                # Checked here too: sign and issue keep a certificate that still fits without building a name.
+                check_common_name(params["common_name"])
+            result = ensure_leaf(writer, **params)
     except PKIError as exc:
         module.fail_json(msg=str(exc))
     # A newly signed certificate is a change even when sign writes no file.

@@ -220,3 +220,81 @@ def test_certificate_passphrase_nothing_opens_fails_without_a_change(tmp_path, c
     assert "does not decrypt" in result["msg"] and str(tmp_path / "svc.pass") in result["msg"]
     assert not any(p in json.dumps(result) for p in ("unit-old-pass", "unit-new-pass", "unit-other-pass"))
     assert _files(tmp_path) == before
+
+
+def csr_key(pem):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_pem_x509_csr(pem.encode()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def read_csr_of(key_path, item):
+    """The public key of the key file, as a CSR of it would carry it (PEM of a one-off CSR)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    passphrase = item.get("privatekey_passphrase")
+    with open(key_path, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), passphrase.encode() if passphrase else None)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_requests_ensure_several_keys_in_one_run_each_as_a_request_of_its_own(pki, capsys, tmp_path_factory):
+    """requests: the keys of a host's tiers in one module run; each item's result is what a request
+    of its own returns (the same CSR key, certificate_current), and a refused item is named."""
+    host = tmp_path_factory.mktemp("host")
+    ca_content = (pki / "ca.pem").read_text()
+    items = [
+        {"privatekey_path": str(host / "up.key"), "path": str(host / "up.pem"), "chain_path": str(host / "up-chain.pem"),
+         "purpose": "server", "common_name": "up", "subject_alt_names": ["DNS:up"]},
+        {"privatekey_path": str(host / "px.key"), "path": str(host / "px.pem"), "purpose": "client",
+         "common_name": "px", "privatekey_passphrase": "s3cret-passphrase", "privatekey_passphrase_file": str(host / "px.pass"),
+         "key_type": "ecdsa-p384"},
+    ]
+    batch, failed = run(certificate, {"operation": "request", "requests": items, "ca_content": ca_content}, capsys)
+    assert not failed, batch
+    assert batch["changed"] is True and len(batch["requested"]) == 2
+    assert [result["certificate_current"] for result in batch["requested"]] == [False, False]
+    assert "s3cret-passphrase" not in json.dumps(batch) and "PRIVATE" not in json.dumps(batch)
+    assert stat.S_IMODE(os.stat(host / "up.key").st_mode) == 0o600 and (host / "px.pass").exists()
+    assert "ENCRYPTED" in (host / "px.key").read_text()
+
+    # Sign and install the first; the batch then says it is current, and each CSR is the key's own.
+    signed, failed = run(certificate, {"operation": "sign", "purpose": "server", "common_name": "up",
+                                       "subject_alt_names": ["DNS:up"], "csr_content": batch["requested"][0]["csr"],
+                                       "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key")}, capsys)
+    assert not failed and signed["signed"]
+    installed, failed = run(certificate, {"operation": "install", "purpose": "server", "path": items[0]["path"],
+                                          "chain_path": items[0]["chain_path"], "privatekey_path": items[0]["privatekey_path"],
+                                          "certificate_content": signed["chain_pem"]}, capsys)
+    assert not failed and installed["changed"]
+    again, failed = run(certificate, {"operation": "request", "requests": items, "ca_content": ca_content}, capsys)
+    assert not failed and again["changed"] is False
+    assert [result["certificate_current"] for result in again["requested"]] == [True, False]
+    for item, result in zip(items, again["requested"]):
+        single, failed = run(certificate, dict(item, operation="request", ca_content=ca_content), capsys)
+        assert not failed and single["changed"] is False
+        assert csr_key(single["csr"]) == csr_key(result["csr"]) == csr_key(read_csr_of(item["privatekey_path"], item))
+        assert single["certificate_current"] == result["certificate_current"]
+
+    # A refused item names itself; nothing of a later item is made.
+    bad = items + [{"privatekey_path": str(host / "bad.key"), "purpose": "client", "common_name": "a;b"},
+                   {"privatekey_path": str(host / "late.key"), "purpose": "client", "common_name": "late"}]
+    refused, failed = run(certificate, {"operation": "request", "requests": bad}, capsys)
+    assert failed and refused["msg"].startswith("requests[2] (%s): " % (host / "bad.key"))
+    assert not (host / "bad.key").exists() and not (host / "late.key").exists()
+
+
+def test_requests_are_for_request_only_and_a_single_request_still_needs_its_key_and_name(pki, capsys):
+    result, failed = run(certificate, {"operation": "sign", "purpose": "client", "common_name": "c", "csr_content": "x",
+                                       "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key"),
+                                       "requests": [{"privatekey_path": "k", "purpose": "client", "common_name": "c"}]}, capsys)
+    assert failed and result["msg"] == "requests: only for operation=request, not sign"
+    result, failed = run(certificate, {"operation": "request", "purpose": "client", "common_name": "c"}, capsys)
+    assert failed and "missing: privatekey_path" in result["msg"]
+    result, failed = run(certificate, {"operation": "issue", "privatekey_path": "k", "common_name": "c", "path": "p",
+                                       "ca_path": str(pki / "ca.pem"), "ca_privatekey_path": str(pki / "ca.key")}, capsys)
+    assert failed and "missing required arguments: purpose" in result["msg"]
