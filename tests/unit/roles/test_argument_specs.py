@@ -60,3 +60,24 @@ def test_the_platform_check_falls_back_to_nginx_commons_default():
     with open(os.path.join(root, "tier_checks", "tasks", "platform.yml")) as handle:
         fallback = re.search(r"mtls_nginx_platforms \| default\((\[[^\]]*\])\)", handle.read()).group(1)
     assert yaml.safe_load(fallback) == default
+
+
+def test_the_platform_check_reads_the_packages_and_service_of_nginx_commons_defaults():
+    """roles/tier_checks reads, with the distribution, the state of the packages and the service that
+    nginx_common's set-up installs and starts, by nginx_common's defaults: the two must agree, or the
+    set-up would read them again (never wrongly, only once more)."""
+    import os
+    import re
+
+    import yaml
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles")
+    with open(os.path.join(root, "nginx_common", "defaults", "main.yml")) as handle:
+        defaults = yaml.safe_load(handle)
+    with open(os.path.join(root, "tier_checks", "tasks", "platform.yml")) as handle:
+        text = handle.read()
+    for name in ("mtls_nginx_package", "mtls_nginx_python_cryptography_package", "mtls_nginx_service"):
+        fallback = re.search(name + r" \| default\('([^']*)'\)", text).group(1)
+        assert fallback == defaults[name], name
+    manage = re.search(r"mtls_nginx_manage_package \| default\((true|false)\)", text).group(1)
+    assert manage == str(defaults["mtls_nginx_manage_package"]).lower()
