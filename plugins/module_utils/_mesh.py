@@ -426,8 +426,12 @@ def graph(services, found):
         key = (seen["caller"], seen["callee"])
         entry = edges.setdefault(key, {"expected": seen["expected"], "observed": [], "hosts": []})
         if str(seen["observed"]) != str(seen["expected"]):
-            entry["observed"].append("%s from %s" % (seen["observed"], seen["host"]))
+            entry["observed"].append((seen["host"], "%s from %s" % (seen["observed"], seen["host"])))
         entry["hosts"].append(seen["host"])
+    # By host, whatever order the hosts' results came in (the play's hosts are in the order they
+    # joined the plan's group, which is the order their tasks ended).
+    for entry in edges.values():
+        entry["observed"] = [text for dummy, text in sorted(entry["observed"])]
     lines = ["digraph mtls_nginx_verify {",
              '  graph [rankdir=LR, label="mtls.nginx.verify: green, declared and answered; red, declared and '
              'failing; red dashed, not declared but reachable", labelloc=t, fontname="sans-serif"];',

@@ -85,3 +85,14 @@ def test_the_graph_quotes_names_dot_would_read_otherwise():
 
     dot = _mesh.graph(['a"b'], [{"caller": 'a"b', "callee": "c\\d", "host": "h", "expected": 200, "observed": 200}])
     assert '"a\\"b" -> "c\\\\d" [color=green4, penwidth=2];' in dot
+
+
+def test_the_graph_names_the_hosts_in_order_whatever_order_their_results_came_in():
+    """verify's play runs on the plan's group, whose hosts are in the order their tasks ended: the
+    graph is the same for any order."""
+    from ansible_collections.mtls.nginx.plugins.module_utils import _mesh
+
+    seen = [{"caller": "web", "callee": "catalog", "host": host, "expected": 403, "observed": 200} for host in ("w2", "w1", "w3")]
+    for order in (seen, list(reversed(seen))):
+        assert '"web" -> "catalog" [color=red, style=dashed, label="not declared: 200 from w1; 200 from w2; 200 from w3"];' \
+            in _mesh.graph(["web", "catalog"], order)
