@@ -39,10 +39,12 @@ def test_forged_identity_sent_straight_to_upstream_is_overwritten(proxy, upstrea
     assert seen["X-Client-Cert"] != "forged"
 
 
-def test_nginx_config_is_valid_on_every_host(proxy, upstream):
+def test_nginx_config_is_valid_and_warns_of_nothing_on_every_host(proxy, upstream):
     for host in (proxy, upstream):
         result = host.run("nginx -t")
         assert result.rc == 0, result.stderr
+        # nginx prints a warning at every config test and reload, into the error log too.
+        assert "[warn]" not in result.stderr, result.stderr
 
 
 def test_private_keys_are_root_only(proxy, upstream):

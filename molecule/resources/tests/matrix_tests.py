@@ -167,6 +167,16 @@ def test_valid_client_certificate_through_the_proxy_gets_200(proxy):
     assert re.fullmatch(r"[0-9a-f]{40}", seen["headers"]["X-Client-Fingerprint"])
 
 
+def test_nginx_sizes_the_hash_of_every_locations_headers_without_a_warning(proxy, upstreams):
+    """Some six hundred header names per location, set or cleared: nginx would warn at every
+    config test and reload, into the error log, that it cannot size their hash; on either
+    release it does not."""
+    for host in [proxy] + upstreams:
+        result = host.run("nginx -t")
+        assert result.rc == 0, result.stderr
+        assert "proxy_headers_hash" not in result.stderr, "%s: %s" % (name_of(host), result.stderr)
+
+
 def test_every_upstream_host_serves_the_service_name(proxy, upstreams):
     assert len(upstreams) == 2
     for upstream in upstreams:
