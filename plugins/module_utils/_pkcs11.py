@@ -254,8 +254,18 @@ class Token:
                 self.lib.lib.Unload()
             self.lib = None
 
-    def find(self, label, object_class):
-        return self._call("C_FindObjects", self.session.findObjects, [(CKA_CLASS, object_class), (CKA_LABEL, label)])
+    def find(self, label, object_class, key_id=None):
+        """The handles of the objects of ``object_class`` labelled ``label`` (and with the CKA_ID
+        ``key_id``, hex, when given)."""
+        template = [(CKA_CLASS, object_class), (CKA_LABEL, label)]
+        if key_id:
+            template.append((CKA_ID, bytes.fromhex(key_id)))
+        return self._call("C_FindObjects", self.session.findObjects, template)
+
+    def key_ids(self, label):
+        """The CKA_IDs (hex, sorted) of the private keys labelled ``label``: one, except while a
+        rotation's new key stands beside the live one under the same label."""
+        return sorted((self.attribute(handle, CKA_ID) or b"").hex() for handle in self.find(label, CKO_PRIVATE_KEY))
 
     def labels(self, object_class=CKO_PRIVATE_KEY):
         """The labels of every object of ``object_class`` in the token, sorted."""
@@ -275,18 +285,20 @@ class Token:
     def flag(self, handle, kind):
         return self.attribute(handle, kind) == b"\x01"
 
-    def key(self, label):
-        """The key pair labelled ``label``: None when absent, else a dict with its type (the
-        key_type option's name), its public half (CKA_EC_PARAMS and CKA_EC_POINT, or CKA_MODULUS
-        and CKA_PUBLIC_EXPONENT), its CKA_ID and how the token guards its private half."""
-        private = self.find(label, CKO_PRIVATE_KEY)
-        public = self.find(label, CKO_PUBLIC_KEY)
+    def key(self, label, key_id=None):
+        """The key pair labelled ``label`` (with the CKA_ID ``key_id``, hex, when given): None when
+        absent, else a dict with its type (the key_type option's name), its public half
+        (CKA_EC_PARAMS and CKA_EC_POINT, or CKA_MODULUS and CKA_PUBLIC_EXPONENT), its CKA_ID and
+        how the token guards its private half."""
+        private = self.find(label, CKO_PRIVATE_KEY, key_id)
+        public = self.find(label, CKO_PUBLIC_KEY, key_id)
         if not private and not public:
             return None
         if len(private) != 1 or len(public) != 1:
-            raise TokenError("PKCS#11 token %r: label %r names %d private and %d public keys, not one of each; "
+            raise TokenError("PKCS#11 token %r: label %r%s names %d private and %d public keys, not one of each; "
                              "remove the extra objects or choose another label"
-                             % (self.token_label, label, len(private), len(public)))
+                             % (self.token_label, label, " with CKA_ID %s" % key_id if key_id else "",
+                                len(private), len(public)))
         key_id, sensitive, extractable = self.attributes(private[0], [CKA_ID, CKA_SENSITIVE, CKA_EXTRACTABLE])
         kind, params, point = self.attributes(public[0], [CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT])
         found = {"handles": (private[0], public[0]), "id": (key_id or b"").hex(),
@@ -320,16 +332,10 @@ class Token:
         self._call("C_GenerateKeyPair", self.session.generateKeyPair, public, private,
                    self.pkcs11.Mechanism(mechanism, None))
 
-    def relabel(self, label, new_label):
-        """Give both halves of the key pair ``label`` the label ``new_label`` (its CKA_ID, and so
-        the URI nginx uses, stays)."""
-        handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
-        for handle in handles:
-            self._call("C_SetAttributeValue", self.session.setAttributeValue, handle, [(CKA_LABEL, new_label)])
-        return bool(handles)
-
-    def destroy(self, label):
-        handles = self.find(label, CKO_PRIVATE_KEY) + self.find(label, CKO_PUBLIC_KEY)
+    def destroy(self, label, key_id=None):
+        """Remove both halves of the key pairs labelled ``label`` (only the one with the CKA_ID
+        ``key_id``, hex, when given)."""
+        handles = self.find(label, CKO_PRIVATE_KEY, key_id) + self.find(label, CKO_PUBLIC_KEY, key_id)
         for handle in handles:
             self._call("C_DestroyObject", self.session.destroyObject, handle)
         return bool(handles)
@@ -468,7 +474,8 @@ class TokenSigningKey:
 
 def key_uri(token_label, key_label=None, key_id=None):
     """The RFC 7512 URI of the private key, as the pkcs11 engine and nginx take it: by its
-    CKA_ID (hex) when given, which stays when a rotation relabels the key, else by label."""
+    CKA_ID (hex) when given, which tells a rotation's new key from the live one under the same
+    label, else by label."""
     from urllib.parse import quote
 
     if key_id:
@@ -565,8 +572,9 @@ def check_nginx(nginx_path):
                          % (nginx_path, built[0] if built else "built with no TLS library it names"))
 
 
-def make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as=None):
-    """A CSR (PEM) for the token's key, signed by the token through OpenSSL's pkcs11 engine."""
+def make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as=None, key_id=None):
+    """A CSR (PEM) for the token's key (by CKA_ID when ``key_id`` is given), signed by the token
+    through OpenSSL's pkcs11 engine."""
     if not os.path.exists(engine_path):
         raise TokenError("OpenSSL's pkcs11 engine %s is missing (Debian: libengine-pkcs11-openssl)" % engine_path)
     escaped = common_name.replace("\\", "\\\\").replace("$", "\\$")
@@ -574,12 +582,12 @@ def make_csr(module_path, pin, token_label, key_label, common_name, engine_path,
     # since a -config that loads the engine again fails to initialise it twice.
     request = "[req]\nprompt = no\ndistinguished_name = mtls_nginx_dn\n\n[mtls_nginx_dn]\nCN = %s\n" % escaped
     proc = _openssl(["req", "-new", "-config", "req.cnf", "-engine", "pkcs11", "-keyform", "engine",
-                     "-key", key_uri(token_label, key_label)], module_path, pin, engine_path, run_as,
+                     "-key", key_uri(token_label, key_label, key_id)], module_path, pin, engine_path, run_as,
                     [("req.cnf", request)])
     out = proc.stdout.decode("ascii", "replace")
     if proc.returncode != 0 or "BEGIN CERTIFICATE REQUEST" not in out:
         raise TokenError("OpenSSL could not sign a CSR with %s through the pkcs11 engine %s: %s"
-                         % (key_uri(token_label, key_label), engine_path, _stderr(proc, pin) or "no output"))
+                         % (key_uri(token_label, key_label, key_id), engine_path, _stderr(proc, pin) or "no output"))
     return out
 
 
@@ -652,99 +660,193 @@ def in_child(run_as, func, *args):
     return payload["result"]
 
 
-def _inspect(module_path, token_label, pin, key_label, create, want_public=True):
+def _spki(public_key):
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _certificate_spki(path):
+    """The public key (DER) of the certificate at ``path``, or None when there is none (or no
+    cryptography library to read it with, as in a check before the run installs it). Read by
+    the module (root), not by the child that runs as nginx's worker user."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        from ._pki import _load_existing_cert
+    except ImportError:
+        return None
+    cert = _load_existing_cert(path)
+    return _spki(cert.public_key()) if cert is not None else None
+
+
+def _live_key(token, key_label, certificate_spki, required=True):
+    """The live key pair under ``key_label``: the only one, or, while a rotation's new key stands
+    beside it under the same label, the one the installed certificate (``certificate_spki``)
+    belongs to. Its "others" are the CKA_IDs of the rest. None when there is no key. With
+    several and none that the certificate belongs to, ``required`` refuses; else the first."""
+    ids = token.key_ids(key_label)
+    if len(ids) <= 1:
+        found = token.key(key_label)
+        if found is not None:
+            found["others"] = []
+        return found
+    for key_id in ids:
+        found = token.key(key_label, key_id)
+        if certificate_spki and _spki(public_key_of(found)) == certificate_spki:
+            found["others"] = [other for other in ids if other != key_id]
+            return found
+    if required:
+        raise TokenError("PKCS#11 token %r: label %r names %d key pairs (CKA_ID %s) and the installed certificate "
+                         "belongs to none of them; a rotation stopped after making its new key. Remove the key "
+                         "pair nginx does not use (pkcs11-tool --delete-object --type privkey --id <CKA_ID>, and "
+                         "--type pubkey) and run again" % (token.token_label, key_label, len(ids), ", ".join(ids)))
+    found = token.key(key_label, ids[0])
+    found["others"] = ids[1:]
+    return found
+
+
+def _describe(key, token_label, key_label, created, want_public=True):
+    if key is None:
+        return {"exists": False, "created": False}
+    if not want_public:
+        return {"exists": True, "created": created, "sensitive": key["sensitive"],
+                "extractable": key["extractable"], "key_id": key["id"]}
+    from cryptography.hazmat.primitives import serialization
+
+    if key["key_type"] != "ecdsa-p256":
+        raise TokenError("PKCS#11 token %r: the key %r is %s; a tier's key must be EC P-256"
+                         % (token_label, key_label, key["key_type"]))
+    public_key = ec_point_to_public_key(key["ec_point"])
+    pem = public_key.public_bytes(serialization.Encoding.PEM,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return {"exists": True, "created": created, "public_key_pem": pem, "key_id": key["id"],
+            "sensitive": key["sensitive"], "extractable": key["extractable"]}
+
+
+def _inspect(module_path, token_label, pin, key_label, create, want_public=True, certificate_spki=None):
     token = Token(module_path, token_label, pin)
     try:
-        key = token.key(key_label)
+        # A check only looks: with a rotation's leftover beside the live key it reports the first.
+        key = _live_key(token, key_label, certificate_spki, required=want_public)
         created = False
         if key is None and create:
             token.generate(key_label)
             key = token.key(key_label)
             created = True
-        if key is None:
-            return {"exists": False, "created": False}
-        if not want_public:
-            return {"exists": True, "created": created, "sensitive": key["sensitive"],
-                    "extractable": key["extractable"], "key_id": key["id"]}
-        from cryptography.hazmat.primitives import serialization
-
-        if key["key_type"] != "ecdsa-p256":
-            raise TokenError("PKCS#11 token %r: the key %r is %s; a tier's key must be EC P-256"
-                             % (token_label, key_label, key["key_type"]))
-        public_key = ec_point_to_public_key(key["ec_point"])
-        pem = public_key.public_bytes(serialization.Encoding.PEM,
-                                      serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-        return {"exists": True, "created": created, "public_key_pem": pem, "key_id": key["id"],
-                "sensitive": key["sensitive"], "extractable": key["extractable"]}
+        return _describe(key, token_label, key_label, created, want_public)
     finally:
         token.close()
 
 
-def _promote(module_path, token_label, pin, key_label, promote_to, check_mode):
-    """The staged key pair ``key_label`` takes the label ``promote_to``, whose old key pair is
-    removed. Nothing to do when ``key_label`` is gone (promoted already)."""
+def _stage(module_path, token_label, pin, key_label, certificate_spki):
+    """A rotation's new key pair, made under the live key's own label beside it (its CKA_ID tells
+    them apart), so that no key nginx's workers use is ever written to: SoftHSM2 rewrites an
+    object's file to change its label, and a worker that reads it meanwhile finds its key's
+    handle invalid. A new key left by a rotation that stopped, and a key labelled
+    <key_label>.next by an earlier version of this module, are removed first."""
     token = Token(module_path, token_label, pin)
     try:
-        staged = token.key(key_label)
-        if staged is None:
-            live = token.key(promote_to)
-            return {"changed": False, "key_id": live["id"] if live else ""}
+        live = _live_key(token, key_label, certificate_spki)
+        stale = (live["others"] if live else []) + token.key_ids(key_label + ".next")
+        for key_id in live["others"] if live else []:
+            token.destroy(key_label, key_id)
+        token.destroy(key_label + ".next")
+        token.generate(key_label)
+        kept = [live["id"]] if live else []
+        new = [key_id for key_id in token.key_ids(key_label) if key_id not in kept]
+        if len(new) != 1:
+            raise TokenError("PKCS#11 token %r: after making a new key under %r, %d keys other than the live one "
+                             "are there" % (token_label, key_label, len(new)))
+        found = _describe(token.key(key_label, new[0]), token_label, key_label, True)
+        found["removed"] = stale
+        return found
+    finally:
+        token.close()
+
+
+def _prune(module_path, token_label, pin, key_label, key_id, check_mode):
+    """Keep the key pair ``key_id`` under ``key_label`` and remove every other one under that
+    label (and under <key_label>.next, an earlier version's staging label): a rotation's last
+    step, or its undoing. Refuses when ``key_id`` is not there."""
+    token = Token(module_path, token_label, pin)
+    try:
+        ids = token.key_ids(key_label)
+        if key_id not in ids:
+            raise TokenError("PKCS#11 token %r: no key pair under the label %r has the CKA_ID %s (there: %s); "
+                             "nothing was removed" % (token_label, key_label, key_id, ", ".join(ids) or "none"))
+        others = [other for other in ids if other != key_id]
+        legacy = token.key_ids(key_label + ".next")
         if not check_mode:
-            token.destroy(promote_to)
-            token.relabel(key_label, promote_to)
-        return {"changed": True, "key_id": staged["id"]}
+            for other in others:
+                token.destroy(key_label, other)
+            token.destroy(key_label + ".next")
+        return {"changed": bool(others or legacy), "removed": others + legacy}
     finally:
         token.close()
 
 
-def _destroy(module_path, token_label, pin, key_label):
+def _destroy(module_path, token_label, pin, key_label, key_id=None):
     token = Token(module_path, token_label, pin)
     try:
-        return token.destroy(key_label)
+        return token.destroy(key_label, key_id)
     finally:
         token.close()
 
 
 def ensure_key(module_path, token_label, pin, key_label, state="present", common_name=None,
-               engine_path="", user=None, groups=(), certificate_path=None, promote_to=None,
+               engine_path="", user=None, groups=(), certificate_path=None, key_id=None,
                engine_required=False, nginx_path=None, check_mode=False):
     """The key ``key_label`` in the token, as ``state`` asks, checked or made as ``user``.
 
     state present: made when missing (not in check mode), and with ``common_name`` a CSR signed
     by it; state check: only looked at, never made, and OpenSSL must load the engine with the
     library and PIN (when the engine is installed, or ``engine_required``) and nginx at
-    ``nginx_path`` (when it is installed) be built with OpenSSL; state absent: removed; state promoted: the
-    key takes the label ``promote_to`` (a rotation's last step). Returns what the module
-    reports: changed, exists, key_id, public_key_pem, csr, uri, and the certificate now at
-    ``certificate_path`` (existing_certificate), which the CA keeps when it still fits, and the
-    engine_path used (an empty ``engine_path`` is OpenSSL's engines directory's pkcs11.so)."""
+    ``nginx_path`` (when it is installed) be built with OpenSSL; state absent: removed (only the
+    pair ``key_id`` when given); state staged: a rotation's new key pair, made under the same
+    label beside the live one, with a CSR; state pruned: every pair under the label but
+    ``key_id`` removed (a rotation's last step, or its undoing). While a rotation's new key
+    stands beside the live one, the live one is the key the certificate at
+    ``certificate_path`` belongs to. Returns what the module reports: changed, exists, key_id,
+    public_key_pem, csr, uri, removed, and the certificate now at ``certificate_path``
+    (existing_certificate), which the CA keeps when it still fits, and the engine_path used (an
+    empty ``engine_path`` is OpenSSL's engines directory's pkcs11.so)."""
     try:
         engine_path = engine_location(engine_path)
     except TokenError:
         # Before the run installs openssl, a check (or check mode) goes on without the engine,
         # and so does making a key: only the CSR (common_name) is signed through the engine.
-        if engine_required or (state == "present" and common_name and not check_mode):
+        if engine_required or (state in ("present", "staged") and common_name and not check_mode):
             raise
         engine_path = ""
     engine_config(module_path, pin, engine_path)
     if not key_label or any(ord(ch) < 0x20 for ch in key_label):
         raise TokenError("key label %r: give a non-empty label without control characters" % key_label)
+    if key_id is not None and not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", key_id):
+        raise TokenError("key_id %r: give the key's CKA_ID in hex (as the module returns it)" % key_id)
+    key_id = key_id.lower() if key_id else None
     run_as = run_as_user(user, groups) if user else None
-    if state == "promoted":
-        if not promote_to or promote_to == key_label:
-            raise TokenError("state promoted needs promote_to, the label the key %r takes" % key_label)
-        done = in_child(run_as, _promote, module_path, token_label, pin, key_label, promote_to, check_mode)
-        return {"changed": done["changed"], "exists": bool(done["key_id"]), "key_id": done["key_id"],
-                "uri": key_uri(token_label, promote_to, done["key_id"]), "engine_path": engine_path}
-    uri = key_uri(token_label, key_label)
+    if state == "pruned":
+        if not key_id:
+            raise TokenError("state pruned needs key_id, the CKA_ID of the key pair to keep under %r" % key_label)
+        done = in_child(run_as, _prune, module_path, token_label, pin, key_label, key_id, check_mode)
+        return {"changed": done["changed"], "exists": True, "key_id": key_id, "removed": done["removed"],
+                "uri": key_uri(token_label, key_label, key_id), "engine_path": engine_path}
     if state == "absent":
         if check_mode:
-            found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, False)["exists"]
+            found = bool(in_child(run_as, _key_ids, module_path, token_label, pin, key_label, key_id))
         else:
-            found = in_child(run_as, _destroy, module_path, token_label, pin, key_label)
-        return {"changed": bool(found), "exists": False, "uri": uri, "engine_path": engine_path}
-    create = state == "present" and not check_mode
-    if state == "check" and not engine_required and not binding_installed():
+            found = in_child(run_as, _destroy, module_path, token_label, pin, key_label, key_id)
+        return {"changed": bool(found), "exists": False, "key_id": key_id or "",
+                "uri": key_uri(token_label, key_label, key_id), "engine_path": engine_path}
+    certificate_spki = _certificate_spki(certificate_path)
+    if state == "staged":
+        if check_mode:
+            return {"changed": True, "exists": False, "key_id": "", "uri": key_uri(token_label, key_label),
+                    "public_key_pem": "", "csr": "", "removed": [], "engine_path": engine_path,
+                    "existing_certificate": _existing_certificate(certificate_path)}
+        found = in_child(run_as, _stage, module_path, token_label, pin, key_label, certificate_spki)
+    elif state == "check" and not engine_required and not binding_installed():
         # Before the run installs PyKCS11 (with the engine, mtls_nginx_pkcs11_packages), a check
         # goes on with the library alone, as it does without the engine; the play checks the
         # token, the PIN and the key once they are installed (engine_required).
@@ -752,11 +854,14 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
         found = {"exists": False, "created": False}
     else:
         # A check needs no cryptography library: it may run before the host has one.
-        found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check")
+        create = state == "present" and not check_mode
+        found = in_child(run_as, _inspect, module_path, token_label, pin, key_label, create, state != "check",
+                         certificate_spki)
     result = {"changed": found["created"] or (state == "present" and not found["exists"]),
               "exists": found["exists"], "key_id": found.get("key_id", ""),
               "uri": key_uri(token_label, key_label, found.get("key_id")),
-              "public_key_pem": found.get("public_key_pem", ""), "csr": "", "engine_path": engine_path}
+              "public_key_pem": found.get("public_key_pem", ""), "csr": "", "removed": found.get("removed", []),
+              "engine_path": engine_path}
     if state == "check":
         if engine_required or os.path.exists(engine_path):
             check_engine(module_path, pin, engine_path, run_as)
@@ -767,10 +872,20 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
                                                                "extractable" if found["extractable"] else "not sensitive"))
     # In check mode the engine may not be installed yet (the run would install it): no CSR then.
     engine_missing = check_mode and not os.path.exists(engine_path)
-    if state == "present" and found["exists"] and common_name and not engine_missing:
-        result["csr"] = make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as)
+    if state in ("present", "staged") and found["exists"] and common_name and not engine_missing:
+        # By CKA_ID: while a rotation's new key stands beside the live one, the label names both.
+        result["csr"] = make_csr(module_path, pin, token_label, key_label, common_name, engine_path, run_as,
+                                 key_id=found.get("key_id"))
     result["existing_certificate"] = _existing_certificate(certificate_path)
     return result
+
+
+def _key_ids(module_path, token_label, pin, key_label, key_id=None):
+    token = Token(module_path, token_label, pin)
+    try:
+        return [found for found in token.key_ids(key_label) if key_id is None or found == key_id]
+    finally:
+        token.close()
 
 
 def _existing_certificate(path):

@@ -54,16 +54,26 @@ options:
   state:
     description:
       - V(present) makes the key pair when it is missing; V(check) only looks; V(absent) removes
-        the key pair (both halves).
-      - V(promoted) is a key rotation's last step, once the new key serves; the key pair
-        O(key_label) takes the label O(promote_to), and the old key pair of that label is removed.
-        The key's C(CKA_ID), by which nginx names it (RV(uri)), stays. Nothing changes when
-        O(key_label) is gone already.
+        the key pair (both halves; only the pair O(key_id) when given).
+      - V(staged) is a key rotation's first step; a new key pair under the same O(key_label),
+        beside the live one (their C(CKA_ID)s tell them apart; nginx names its key by C(CKA_ID)),
+        and with O(common_name) a CSR signed by it. A new key left by a rotation that stopped is
+        removed first. No key that nginx's workers use is written to by any step of a rotation
+        (a token that rewrites an object to relabel it, such as SoftHSM2, makes a worker that
+        reads it meanwhile fail its handshakes).
+      - V(pruned) is a rotation's last step (or its undoing); every key pair under O(key_label)
+        but O(key_id) is removed. Nothing changes when it is the only one.
+      - While a rotation's new key stands beside the live one, the live one (for V(present),
+        V(check) and V(staged)) is the key the certificate at O(certificate_path) belongs to.
+      - Key pairs under C(<key_label>.next), where earlier versions staged a rotation's new key, are
+        removed by V(staged) and V(pruned).
     type: str
     default: present
-    choices: [present, check, absent, promoted]
-  promote_to:
-    description: With O(state=promoted), the label the key pair takes.
+    choices: [present, check, absent, staged, pruned]
+  key_id:
+    description:
+      - The C(CKA_ID), in hex as RV(key_id) returns it, of the key pair that V(pruned) keeps, or
+        that V(absent) removes.
     type: str
   common_name:
     description: With O(state=present), make a CSR with this subject common name, signed by the token's key.
@@ -95,7 +105,9 @@ options:
         LibreSSL have no engines); not checked when omitted or not installed yet.
     type: path
   certificate_path:
-    description: The certificate now installed for the key, returned as RV(existing_certificate) for M(mtls.nginx.certificate)'s V(sign).
+    description:
+      - The certificate now installed for the key, returned as RV(existing_certificate) for M(mtls.nginx.certificate)'s V(sign).
+      - While a rotation's new key stands beside the live one under O(key_label), the live one is the key this certificate belongs to.
     type: path
 notes:
   - A wrong PIN counts against the token's retry limit, as any login does; the module logs in once per run.
@@ -150,22 +162,27 @@ key_id:
 uri:
   description:
     - The private key's PKCS#11 URI, for nginx's C(ssl_certificate_key engine:pkcs11:<uri>); by
-      C(CKA_ID) when the key has one, so that it stays the same when a rotation relabels the key.
+      C(CKA_ID) when the key has one, which tells a rotation's new key from the live one under the same label.
   returned: always
   type: str
   sample: pkcs11:token=mtls;id=%3f%0a%9c%1d%2b%4e%5f%60;type=private
 public_key_pem:
   description: The key's public half (PEM), empty when there is no key.
-  returned: with O(state=present) or O(state=check)
+  returned: with O(state=present), O(state=check) or O(state=staged)
   type: str
 existing_certificate:
   description: The first certificate in O(certificate_path), or empty when there is none.
-  returned: with O(state=present) or O(state=check)
+  returned: with O(state=present), O(state=check) or O(state=staged)
   type: str
 csr:
-  description: The CSR (PEM) signed by the token's key, with O(state=present) and O(common_name); else empty.
-  returned: with O(state=present) or O(state=check)
+  description: The CSR (PEM) signed by the token's key, with O(state=present) or O(state=staged) and O(common_name); else empty.
+  returned: with O(state=present), O(state=check) or O(state=staged)
   type: str
+removed:
+  description: The C(CKA_ID)s of the key pairs V(staged) or V(pruned) removed (with V(pruned) in check mode, those it would remove).
+  returned: with O(state=present), O(state=check), O(state=staged) or O(state=pruned)
+  type: list
+  elements: str
 engine_path:
   description:
     - The pkcs11 engine used, O(engine_path) or the one found in OpenSSL's engines directory;
@@ -189,8 +206,8 @@ def main():
             token_label=dict(type="str", required=True, no_log=False),
             pin=dict(type="str", required=True, no_log=True),
             key_label=dict(type="str", required=True, no_log=False),
-            state=dict(type="str", default="present", choices=["present", "check", "absent", "promoted"]),
-            promote_to=dict(type="str"),
+            state=dict(type="str", default="present", choices=["present", "check", "absent", "staged", "pruned"]),
+            key_id=dict(type="str", no_log=False),
             common_name=dict(type="str"),
             engine_path=dict(type="path"),
             user=dict(type="str"),
@@ -199,7 +216,7 @@ def main():
             engine_required=dict(type="bool", default=False),
             nginx_path=dict(type="path"),
         ),
-        required_if=[("state", "promoted", ("promote_to",))],
+        required_if=[("state", "pruned", ("key_id",))],
         supports_check_mode=True,
     )
     if module.params["state"] != "check":

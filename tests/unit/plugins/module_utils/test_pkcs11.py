@@ -123,26 +123,120 @@ def test_the_csr_is_signed_by_the_token_key(token):
     assert csr.subject.rfc4514_string() == "CN=spiffe://mesh.internal/web $x"
 
 
-def test_promoted_gives_the_staged_key_the_live_label_and_removes_the_old_key(token):
-    live = key(token)
-    staged = key(token, label="tier.next")
-    assert staged["key_id"] != live["key_id"]
-    promoted = key(token, label="tier.next", state="promoted", promote_to="tier")
-    assert (promoted["changed"], promoted["key_id"]) == (True, staged["key_id"])
-    assert promoted["uri"] == staged["uri"]
-    now = key(token, state="check")
-    assert (now["exists"], now["key_id"]) == (True, staged["key_id"])
+def _object_files(token_dir):
+    """Each key object file of the SoftHSM2 token directory and its content: SoftHSM2 keeps one
+    file per object (<uuid>.object), beside the token's own (token.object)."""
+    found = {}
+    for path in sorted(token_dir.rglob("*.object")):
+        if path.name != "token.object":
+            found[path.name] = path.read_bytes()
+    return found
+
+
+def _installed(hosts, made):
+    """Sign the CSR of a key ``made`` and install its certificate at hosts.cert_path."""
+    _writer, signed = hosts.sign(made["csr"])
+    run_leaf("install", certificate_content=signed["chain_pem"], path=hosts.cert_path,
+             public_key_content=made["public_key_pem"])
+    return signed
+
+
+def test_a_rotation_never_writes_to_a_key_nginx_uses(token, tmp_path):
+    # SoftHSM2 rewrites a key's object file to relabel it, and an nginx worker that reads it
+    # meanwhile finds its key's handle invalid (500s and 502s under load). The new key is made
+    # under its final label beside the live one, and the old one removed: object files are only
+    # made and removed, never rewritten.
+    hosts = TwoHosts(tmp_path)
+    tokens = tmp_path / "tokens"
+    live = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    _installed(hosts, live)
+    before = _object_files(tokens)
+    staged = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path)
+    after_stage = _object_files(tokens)
+    assert set(before) < set(after_stage) and len(after_stage) == len(before) + 2
+    assert all(after_stage[name] == content for name, content in before.items())
+    # The live key's CSR and the staged key's are signed by the two different keys.
+    assert staged["key_id"] != live["key_id"] and staged["public_key_pem"] != live["public_key_pem"]
+    csr = x509.load_pem_x509_csr(staged["csr"].encode())
+    assert csr.is_signature_valid
+    assert csr.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        == staged["public_key_pem"].encode()
+    pruned = key(token, state="pruned", key_id=staged["key_id"])
+    assert (pruned["changed"], pruned["removed"]) == (True, [live["key_id"]])
+    after_prune = _object_files(tokens)
+    assert set(after_prune) == set(after_stage) - set(before)
+    assert all(after_prune[name] == after_stage[name] for name in after_prune)
+
+
+def test_while_both_keys_stand_the_live_one_is_the_key_the_certificate_belongs_to(token, tmp_path):
+    hosts = TwoHosts(tmp_path)
+    live = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    _installed(hosts, live)
+    staged = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path)
+    # A deploy in between (or after a run that stopped) keeps the live key and its certificate.
+    again = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    assert (again["changed"], again["key_id"]) == (False, live["key_id"])
+    assert key(token, state="check", certificate_path=hosts.cert_path)["key_id"] == live["key_id"]
+    # Once the new certificate is installed, the new key is the live one.
+    _installed(hosts, staged)
+    assert key(token, common_name="svc", certificate_path=hosts.cert_path)["key_id"] == staged["key_id"]
+    # Without a certificate either key could be live: a deploy refuses, naming both, and makes nothing.
+    os.remove(hosts.cert_path)
+    with pytest.raises(TokenError, match="label 'tier' names 2 key pairs .*%s.*belongs to none" % min(live["key_id"], staged["key_id"])):
+        key(token, common_name="svc", certificate_path=hosts.cert_path)
+
+
+def test_a_second_stage_replaces_a_new_key_left_by_a_rotation_that_stopped(token, tmp_path):
+    hosts = TwoHosts(tmp_path)
+    live = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    _installed(hosts, live)
+    left = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path)
+    # And a key an earlier version staged under <label>.next.
+    legacy = key(token, label="tier.next")
+    staged = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path)
+    assert staged["removed"] == [left["key_id"], legacy["key_id"]]
     assert key(token, label="tier.next", state="check")["exists"] is False
-    # Done already: nothing changes.
-    again = key(token, label="tier.next", state="promoted", promote_to="tier")
-    assert (again["changed"], again["key_id"]) == (False, staged["key_id"])
+    session = _pkcs11.Token(SOFTHSM, token, PIN)
+    try:
+        assert session.key_ids("tier") == sorted([live["key_id"], staged["key_id"]])
+    finally:
+        session.close()
 
 
-def test_promoted_in_check_mode_changes_nothing(token):
-    live = key(token)
-    key(token, label="tier.next")
-    assert key(token, label="tier.next", state="promoted", promote_to="tier", check_mode=True)["changed"] is True
+def test_pruned_keeps_the_named_key_and_a_second_time_changes_nothing(token, tmp_path):
+    hosts = TwoHosts(tmp_path)
+    live = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    _installed(hosts, live)
+    staged = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path)
+    # Check mode names what it would remove and removes nothing.
+    would = key(token, state="pruned", key_id=staged["key_id"], check_mode=True)
+    assert (would["changed"], would["removed"]) == (True, [live["key_id"]])
+    # Undoing a rotation keeps the live key.
+    undone = key(token, state="pruned", key_id=live["key_id"])
+    assert (undone["changed"], undone["removed"]) == (True, [staged["key_id"]])
+    again = key(token, state="pruned", key_id=live["key_id"])
+    assert (again["changed"], again["removed"]) == (False, [])
+    assert again["uri"] == live["uri"]
+    # A key that is not there is refused, and nothing is removed.
+    with pytest.raises(TokenError, match="no key pair under the label 'tier' has the CKA_ID %s .*nothing was removed"
+                       % staged["key_id"]):
+        key(token, state="pruned", key_id=staged["key_id"])
     assert key(token, state="check")["key_id"] == live["key_id"]
+    with pytest.raises(TokenError, match="key_id 'xyz': give the key's CKA_ID in hex"):
+        key(token, state="pruned", key_id="xyz")
+
+
+def test_staged_in_check_mode_makes_no_key(token, tmp_path):
+    hosts = TwoHosts(tmp_path)
+    live = key(token, common_name="svc", certificate_path=hosts.cert_path)
+    _installed(hosts, live)
+    checked = key(token, state="staged", common_name="svc", certificate_path=hosts.cert_path, check_mode=True)
+    assert (checked["changed"], checked["csr"]) == (True, "")
+    session = _pkcs11.Token(SOFTHSM, token, PIN)
+    try:
+        assert session.key_ids("tier") == [live["key_id"]]
+    finally:
+        session.close()
 
 
 def test_absent_removes_both_halves_and_a_second_time_changes_nothing(token):
