@@ -112,6 +112,53 @@ def test_workers_started_by_a_reload_still_load_the_key_from_the_token(proxy, up
         assert response.json()["headers"]["X-Client-DN"] == "CN=" + proxy.backend.get_hostname()
 
 
+def key_load_failures(host):
+    return int(host.run("cat /var/log/nginx/*error.log | grep -c 'cannot load certificate key' || true").stdout.strip() or 0)
+
+
+def test_reloads_under_load_while_other_processes_log_in_to_the_token_fail_no_request(proxy, upstream):
+    # SoftHSM2 rewrites its token's state file at every login (SoftHSM2 issue 757): when each new
+    # worker logged in on its own, workers started by a reload failed each other's first key loads,
+    # and any process logging in meanwhile (an operator's pkcs11-tool, the collection's own modules)
+    # made it worse: 500s from the proxy tier, failed handshakes at the upstream tier. nginx's master
+    # now logs in before it forks the workers (templates/token_key.j2).
+    failures_before = {host: key_load_failures(host) for host in (proxy, upstream)}
+    proxy.run("systemctl stop mtls-loadgen; systemctl reset-failed mtls-loadgen; rm -rf %s" % LOADGEN)
+    proxy.run_expect([0], "install -d -m 0755 %s && echo reloads > %s/phase" % (LOADGEN, LOADGEN))
+    proxy.run_expect([0], "systemd-run --unit=mtls-loadgen --collect /usr/bin/python3 /usr/local/bin/mtls-loadgen "
+                          "--url http://127.0.0.1:8080 --rate 150 --connections 6 --duration-max 300 "
+                          "--phase-file {0}/phase --stop-file {0}/stop --out {0}/result.json".format(LOADGEN))
+    # Each process logs in and leaves on its own: SoftHSM2 truncates the token's state file before it
+    # writes it anew, and a process killed in between would leave the token empty.
+    logins = ("rm -f /run/mtls-token-logins.stop && systemd-run --unit=mtls-token-logins --collect "
+              "--description='token logins' sh -c 'while [ ! -e /run/mtls-token-logins.stop ]; do pkcs11-tool "
+              "--module %s --token-label mtls --login --pin %s --list-objects --type privkey >/dev/null 2>&1; done'"
+              % (MODULE, PIN))
+    try:
+        for host in (proxy, upstream):
+            host.run_expect([0], logins)
+        time.sleep(1)
+        for _round in range(15):
+            for host in (upstream, proxy):
+                host.run_expect([0], "/usr/local/sbin/mtls-nginx-reload nginx /run/nginx.pid")
+            time.sleep(0.5)
+    finally:
+        for host in (proxy, upstream):
+            host.run("touch /run/mtls-token-logins.stop")
+        proxy.run("touch %s/stop" % LOADGEN)
+        for host in (proxy, upstream):
+            host.run("for i in $(seq 100); do systemctl is-active --quiet mtls-token-logins || break; sleep 0.1; done")
+    for _waited in range(30):
+        result = json.loads(proxy.file(LOADGEN + "/result.json").content_string)
+        if not result["running"]:
+            break
+        time.sleep(1)
+    assert result["totals"]["sent"] > 1000 and result["totals"]["connections_opened"] > 30, result["totals"]
+    assert result["totals"]["failed"] == 0, json.dumps(result["failures"][:10], indent=1)
+    assert {host: key_load_failures(host) for host in (proxy, upstream)} == failures_before
+    assert "mtls-proxy" in token_keys(proxy) and "mtls-upstream" in token_keys(upstream)
+
+
 def test_a_wrong_pin_is_refused_before_any_change_naming_the_problem(proxy, upstream):
     before = {h: h.run_expect([0], "cat /etc/nginx/mtls/pkcs11-engine.cnf /etc/nginx/conf.d/*.conf | sha256sum").stdout
               for h in (proxy, upstream)}
