@@ -235,6 +235,12 @@ class Token:
         raise TokenError("PKCS#11 module %s: no token labelled %r; tokens present: %s"
                          % (self.module_path, self.token_label, ", ".join(repr(x) for x in labels) or "none"))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()
+
     def close(self):
         """Log out, close the session and finalise the library (a later Token initialises it again)."""
         if self.session is not None:
@@ -725,8 +731,7 @@ def _describe(key, token_label, key_label, created, want_public=True):
 
 
 def _inspect(module_path, token_label, pin, key_label, create, want_public=True, certificate_spki=None):
-    token = Token(module_path, token_label, pin)
-    try:
+    with Token(module_path, token_label, pin) as token:
         # A check only looks: with a rotation's leftover beside the live key it reports the first.
         key = _live_key(token, key_label, certificate_spki, required=want_public)
         created = False
@@ -735,8 +740,6 @@ def _inspect(module_path, token_label, pin, key_label, create, want_public=True,
             key = token.key(key_label)
             created = True
         return _describe(key, token_label, key_label, created, want_public)
-    finally:
-        token.close()
 
 
 def _stage(module_path, token_label, pin, key_label, certificate_spki):
@@ -745,32 +748,28 @@ def _stage(module_path, token_label, pin, key_label, certificate_spki):
     object's file to change its label, and a worker that reads it meanwhile finds its key's
     handle invalid. A new key left by a rotation that stopped, and a key labelled
     <key_label>.next by an earlier version of this module, are removed first."""
-    token = Token(module_path, token_label, pin)
-    try:
+    with Token(module_path, token_label, pin) as token:
         live = _live_key(token, key_label, certificate_spki)
-        stale = (live["others"] if live else []) + token.key_ids(key_label + ".next")
-        for key_id in live["others"] if live else []:
+        leftovers = live["others"] if live else []
+        stale = leftovers + token.key_ids(key_label + ".next")
+        for key_id in leftovers:
             token.destroy(key_label, key_id)
         token.destroy(key_label + ".next")
         token.generate(key_label)
-        kept = [live["id"]] if live else []
-        new = [key_id for key_id in token.key_ids(key_label) if key_id not in kept]
+        new = [key_id for key_id in token.key_ids(key_label) if not live or key_id != live["id"]]
         if len(new) != 1:
             raise TokenError("PKCS#11 token %r: after making a new key under %r, %d keys other than the live one "
                              "are there" % (token_label, key_label, len(new)))
         found = _describe(token.key(key_label, new[0]), token_label, key_label, True)
         found["removed"] = stale
         return found
-    finally:
-        token.close()
 
 
 def _prune(module_path, token_label, pin, key_label, key_id, check_mode):
     """Keep the key pair ``key_id`` under ``key_label`` and remove every other one under that
     label (and under <key_label>.next, an earlier version's staging label): a rotation's last
     step, or its undoing. Refuses when ``key_id`` is not there."""
-    token = Token(module_path, token_label, pin)
-    try:
+    with Token(module_path, token_label, pin) as token:
         ids = token.key_ids(key_label)
         if key_id not in ids:
             raise TokenError("PKCS#11 token %r: no key pair under the label %r has the CKA_ID %s (there: %s); "
@@ -782,16 +781,16 @@ def _prune(module_path, token_label, pin, key_label, key_id, check_mode):
                 token.destroy(key_label, other)
             token.destroy(key_label + ".next")
         return {"changed": bool(others or legacy), "removed": others + legacy}
-    finally:
-        token.close()
 
 
 def _destroy(module_path, token_label, pin, key_label, key_id=None):
-    token = Token(module_path, token_label, pin)
-    try:
+    with Token(module_path, token_label, pin) as token:
         return token.destroy(key_label, key_id)
-    finally:
-        token.close()
+
+
+def _key_ids(module_path, token_label, pin, key_label, key_id=None):
+    with Token(module_path, token_label, pin) as token:
+        return [found for found in token.key_ids(key_label) if key_id is None or found == key_id]
 
 
 def ensure_key(module_path, token_label, pin, key_label, state="present", common_name=None,
@@ -878,14 +877,6 @@ def ensure_key(module_path, token_label, pin, key_label, state="present", common
                                  key_id=found.get("key_id"))
     result["existing_certificate"] = _existing_certificate(certificate_path)
     return result
-
-
-def _key_ids(module_path, token_label, pin, key_label, key_id=None):
-    token = Token(module_path, token_label, pin)
-    try:
-        return [found for found in token.key_ids(key_label) if key_id is None or found == key_id]
-    finally:
-        token.close()
 
 
 def _existing_certificate(path):
