@@ -38,16 +38,52 @@ sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
   return 1
 }
 
+# Virtual environments live in MTLS_VENV_CACHE (default ~/.cache/mtls-nginx/venvs), one per
+# interpreter and set of requirement files, and a checkout's .venv* are links to them: a new
+# clone (CI's) uses what an earlier clone of this machine installed, as it uses the images
+# scripts/setup built, instead of installing the same packages again. MTLS_VENV_CACHE= (empty)
+# makes each venv inside the checkout.
+MTLS_VENV_CACHE="${MTLS_VENV_CACHE-${XDG_CACHE_HOME:-$HOME/.cache}/mtls-nginx/venvs}"
+export MTLS_VENV_CACHE
+
 # mtls_venv PYTHON VENV REQUIREMENTS [NO_DEPS_REQUIREMENTS]: makes VENV with PYTHON and installs
-# the requirement files (the second with --no-deps), unless VENV already runs PYTHON's version
-# and holds exactly those files (their hash is kept in VENV/.requirements). A VENV that is out of
+# the requirement files (the second with --no-deps), unless it already runs PYTHON's version and
+# holds exactly those files (their hash, with the interpreter's, is kept in VENV/.requirements).
+# With MTLS_VENV_CACHE, VENV becomes a link to the cache's venv of that hash, made there first
+# when missing (under a lock, so that two setups at once make it once). A VENV that is out of
 # date is made anew; a folder that is not a virtual environment is never removed.
 mtls_venv() {
-  local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash
+  local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash target
   # The interpreter a virtual environment was made from, never one inside a venv: "python3" of a
   # shell that sourced this file is .venv's own, which the rebuild below removes.
   python="$("$python" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)')" || return 1
-  hash="$(cat "$requirements" ${nodeps:+"$nodeps"} | sha256sum | cut -c1-16)"
+  hash="$({ cat "$requirements" ${nodeps:+"$nodeps"}; echo "$python"; "$python" -V 2>&1; } | sha256sum | cut -c1-16)"
+  if [ -z "$MTLS_VENV_CACHE" ]; then
+    [ -L "$venv" ] && { rm -f "$venv" || return 1; }
+    _mtls_venv_make "$python" "$venv" "$requirements" "$nodeps" "$hash"
+    return
+  fi
+  target="$MTLS_VENV_CACHE/$(basename "$venv")-$hash"
+  if [ "$(cat "$target/.requirements" 2>/dev/null)" != "$hash" ]; then
+    mkdir -p "$MTLS_VENV_CACHE" || return 1
+    (
+      flock 9 || exit 1
+      _mtls_venv_make "$python" "$target" "$requirements" "$nodeps" "$hash"
+    ) 9>"$target.lock" || return 1
+  fi
+  if [ -L "$venv" ]; then
+    [ "$(readlink "$venv")" = "$target" ] && return 0
+  elif [ -e "$venv" ]; then
+    # A venv that an older checkout made in place.
+    [ -f "$venv/pyvenv.cfg" ] || { echo "mtls_venv: $venv exists and is not a virtual environment" >&2; return 1; }
+    rm -rf "$venv" || return 1
+  fi
+  ln -sfn "$target" "$venv"
+}
+
+# _mtls_venv_make PYTHON VENV REQUIREMENTS NO_DEPS_REQUIREMENTS HASH: mtls_venv's making, in place.
+_mtls_venv_make() {
+  local python="$1" venv="$2" requirements="$3" nodeps="$4" hash="$5"
   if [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$hash" ] &&
     [ "$("$venv/bin/python" -V 2>&1)" = "$("$python" -V 2>&1)" ]; then
     return 0
