@@ -56,7 +56,8 @@ mtls_venv() {
   local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash target
   # The interpreter a virtual environment was made from, never one inside a venv: "python3" of a
   # shell that sourced this file is .venv's own, which the rebuild below removes.
-  python="$("$python" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)')" || return 1
+  # Its real path, so that python3 and python3.11 of one installation share a cached venv.
+  python="$("$python" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable))')" || return 1
   hash="$({ cat "$requirements" ${nodeps:+"$nodeps"}; echo "$python"; "$python" -V 2>&1; } | sha256sum | cut -c1-16)"
   if [ -z "$MTLS_VENV_CACHE" ]; then
     [ -L "$venv" ] && { rm -f "$venv" || return 1; }
