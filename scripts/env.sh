@@ -64,7 +64,8 @@ mtls_venv() {
     _mtls_venv_make "$python" "$venv" "$requirements" "$nodeps" "$hash"
     return
   fi
-  target="$MTLS_VENV_CACHE/$(basename "$venv")-$hash"
+  target="$(basename "$venv")"
+  target="$MTLS_VENV_CACHE/${target#.}-$hash"
   if [ "$(cat "$target/.requirements" 2>/dev/null)" != "$hash" ]; then
     mkdir -p "$MTLS_VENV_CACHE" || return 1
     (
