@@ -48,25 +48,28 @@ export MTLS_VENV_CACHE
 
 # mtls_venv PYTHON VENV REQUIREMENTS [NO_DEPS_REQUIREMENTS]: makes VENV with PYTHON and installs
 # the requirement files (the second with --no-deps), unless it already runs PYTHON's version and
-# holds exactly those files (their hash, with the interpreter's, is kept in VENV/.requirements).
-# With MTLS_VENV_CACHE, VENV becomes a link to the cache's venv of that hash, made there first
-# when missing (under a lock, so that two setups at once make it once). A VENV that is out of
-# date is made anew; a folder that is not a virtual environment is never removed.
+# holds exactly those files (their hash is kept in VENV/.requirements). With MTLS_VENV_CACHE,
+# VENV becomes a link to the cache's venv of that hash and interpreter, made there first when
+# missing (under a lock, so that two setups at once make it once). A VENV that is out of date is
+# made anew; a folder that is not a virtual environment is never removed.
 mtls_venv() {
-  local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash target
+  local python="$1" venv="$2" requirements="$3" nodeps="${4:-}" hash key target
   # The interpreter a virtual environment was made from, never one inside a venv: "python3" of a
   # shell that sourced this file is .venv's own, which the rebuild below removes.
   # Its real path, so that python3 and python3.11 of one installation share a cached venv.
   python="$("$python" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable))')" || return 1
-  hash="$({ cat "$requirements" ${nodeps:+"$nodeps"}; echo "$python"; "$python" -V 2>&1; } | sha256sum | cut -c1-16)"
+  # VENV/.requirements holds the hash of the requirement files (scripts/check-publish reads it);
+  # the cache's name for the venv adds the interpreter.
+  hash="$(cat "$requirements" ${nodeps:+"$nodeps"} | sha256sum | cut -c1-16)"
+  key="$({ echo "$hash"; echo "$python"; "$python" -V 2>&1; } | sha256sum | cut -c1-16)"
   if [ -z "$MTLS_VENV_CACHE" ]; then
     [ -L "$venv" ] && { rm -f "$venv" || return 1; }
     _mtls_venv_make "$python" "$venv" "$requirements" "$nodeps" "$hash"
     return
   fi
   target="$(basename "$venv")"
-  target="$MTLS_VENV_CACHE/${target#.}-$hash"
-  if [ "$(cat "$target/.requirements" 2>/dev/null)" != "$hash" ]; then
+  target="$MTLS_VENV_CACHE/${target#.}-$key"
+  if [ "$(cat "$target/.requirements" 2>/dev/null)" != "$hash" ] || [ ! -x "$target/bin/python" ]; then
     mkdir -p "$MTLS_VENV_CACHE" || return 1
     (
       flock 9 || exit 1
