@@ -46,6 +46,17 @@ sys.exit(0 if ($1) <= sys.version_info[:2] <= ($2) else 1)" 2>/dev/null; then
 MTLS_VENV_CACHE="${MTLS_VENV_CACHE-${XDG_CACHE_HOME:-$HOME/.cache}/mtls-nginx/venvs}"
 export MTLS_VENV_CACHE
 
+# mtls_requirements_hash FILE...: the hash of requirement files that a venv made from them keeps
+# in VENV/.requirements.
+mtls_requirements_hash() {
+  cat "$@" | sha256sum | cut -c1-16
+}
+
+# mtls_venv_current VENV HASH: whether VENV exists and was made from requirement files of HASH.
+mtls_venv_current() {
+  [ -x "$1/bin/python" ] && [ "$(cat "$1/.requirements" 2>/dev/null)" = "$2" ]
+}
+
 # mtls_venv PYTHON VENV REQUIREMENTS [NO_DEPS_REQUIREMENTS]: makes VENV with PYTHON and installs
 # the requirement files (the second with --no-deps), unless it already runs PYTHON's version and
 # holds exactly those files (their hash is kept in VENV/.requirements). With MTLS_VENV_CACHE,
@@ -60,7 +71,7 @@ mtls_venv() {
   python="$("$python" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable))')" || return 1
   # VENV/.requirements holds the hash of the requirement files (scripts/check-publish reads it);
   # the cache's name for the venv adds the interpreter.
-  hash="$(cat "$requirements" ${nodeps:+"$nodeps"} | sha256sum | cut -c1-16)"
+  hash="$(mtls_requirements_hash "$requirements" ${nodeps:+"$nodeps"})"
   key="$({ echo "$hash"; echo "$python"; "$python" -V 2>&1; } | sha256sum | cut -c1-16)"
   if [ -z "$MTLS_VENV_CACHE" ]; then
     [ -L "$venv" ] && { rm -f "$venv" || return 1; }
@@ -69,13 +80,11 @@ mtls_venv() {
   fi
   target="$(basename "$venv")"
   target="$MTLS_VENV_CACHE/${target#.}-$key"
-  if [ "$(cat "$target/.requirements" 2>/dev/null)" != "$hash" ] || [ ! -x "$target/bin/python" ]; then
-    mkdir -p "$MTLS_VENV_CACHE" || return 1
-    (
-      flock 9 || exit 1
-      _mtls_venv_make "$python" "$target" "$requirements" "$nodeps" "$hash"
-    ) 9>"$target.lock" || return 1
-  fi
+  mkdir -p "$MTLS_VENV_CACHE" || return 1
+  (
+    flock 9 || exit 1
+    _mtls_venv_make "$python" "$target" "$requirements" "$nodeps" "$hash"
+  ) 9>"$target.lock" || return 1
   if [ -L "$venv" ]; then
     [ "$(readlink "$venv")" = "$target" ] && return 0
   elif [ -e "$venv" ]; then
@@ -89,8 +98,7 @@ mtls_venv() {
 # _mtls_venv_make PYTHON VENV REQUIREMENTS NO_DEPS_REQUIREMENTS HASH: mtls_venv's making, in place.
 _mtls_venv_make() {
   local python="$1" venv="$2" requirements="$3" nodeps="$4" hash="$5"
-  if [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$hash" ] &&
-    [ "$("$venv/bin/python" -V 2>&1)" = "$("$python" -V 2>&1)" ]; then
+  if mtls_venv_current "$venv" "$hash" && [ "$("$venv/bin/python" -V 2>&1)" = "$("$python" -V 2>&1)" ]; then
     return 0
   fi
   printf '==> creating %s with %s from %s\n' "$venv" "$("$python" -V 2>&1)" "${requirements#"$MTLS_ROOT"/}"
