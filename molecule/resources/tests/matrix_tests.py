@@ -233,35 +233,35 @@ def test_each_client_identity_keeps_its_own_upstream_connections(proxy):
 
 # --- what must be refused -----------------------------------------------------------------------
 
-def test_no_client_certificate_straight_to_the_upstream_gets_400(proxy, upstream):
-    response = straight_to(proxy, upstream)
+def test_no_client_certificate_straight_to_the_upstream_gets_400(proxy, each_upstream):
+    response = straight_to(proxy, each_upstream)
     assert refused_reason(response) == "no client certificate was sent"
     assert response.json() and "backend" not in response.body
 
 
-def test_client_certificate_from_another_ca_gets_400(proxy, upstream):
+def test_client_certificate_from_another_ca_gets_400(proxy, each_upstream):
     cert, key = make_client(os.path.join(EPHEMERAL, "other-ca"), name_of(proxy))
-    reason = refused_reason(with_client(proxy, upstream, "other-ca", cert, key))
+    reason = refused_reason(with_client(proxy, each_upstream, "other-ca", cert, key))
     assert "issuer" in reason or "verify" in reason, reason
 
 
-def test_expired_client_certificate_gets_400(proxy, upstream):
+def test_expired_client_certificate_gets_400(proxy, each_upstream):
     cert, key = make_client(PKI, name_of(proxy),
                             not_before=NOW - 10 * DAY, not_after=NOW - DAY)
-    assert refused_reason(with_client(proxy, upstream, "expired", cert, key)) == "certificate has expired"
+    assert refused_reason(with_client(proxy, each_upstream, "expired", cert, key)) == "certificate has expired"
 
 
-def test_revoked_client_certificate_gets_400(proxy, upstream):
+def test_revoked_client_certificate_gets_400(proxy, each_upstream):
     cert, key = make_client(PKI, name_of(proxy), serial=REVOKED_SERIAL)
-    assert refused_reason(with_client(proxy, upstream, "revoked", cert, key)) == "certificate revoked"
+    assert refused_reason(with_client(proxy, each_upstream, "revoked", cert, key)) == "certificate revoked"
     # The same CA's certificate with another serial passes: the CRL, not the CA, refused it.
     cert, key = make_client(PKI, name_of(proxy))
-    assert with_client(proxy, upstream, "not-revoked", cert, key).status == 200
+    assert with_client(proxy, each_upstream, "not-revoked", cert, key).status == 200
 
 
-def test_client_certificate_without_client_auth_gets_400(proxy, upstream):
+def test_client_certificate_without_client_auth_gets_400(proxy, each_upstream):
     cert, key = make_client(PKI, name_of(proxy), eku="server")
-    reason = refused_reason(with_client(proxy, upstream, "server-eku", cert, key))
+    reason = refused_reason(with_client(proxy, each_upstream, "server-eku", cert, key))
     # OpenSSL 3 says "unsuitable", OpenSSL 1.1 said "unsupported".
     assert reason in ("unsuitable certificate purpose", "unsupported certificate purpose"), reason
 
@@ -298,8 +298,8 @@ def test_forged_identity_sent_to_the_proxy_never_reaches_the_backend(proxy):
     assert "X-SSL-Client-Cert" not in seen
 
 
-def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend(proxy, upstream):
-    response = as_proxy(proxy, upstream, "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
+def test_forged_identity_sent_straight_to_the_upstream_never_reaches_the_backend(proxy, each_upstream):
+    response = as_proxy(proxy, each_upstream, "-H", "X-Client-DN: CN=admin", "-H", "X-Client-Cert: forged",
                         "-H", "X-Forwarded-Client-Cert: forged")
     assert response.status == 200
     seen = response.json()["headers"]
@@ -329,10 +329,10 @@ def test_front_end_certificate_header_passes_only_from_trusted_sources(proxy, up
 
 
 @pytest.mark.parametrize("version", ["tls1", "tls1_1"])
-def test_tls_before_1_2_is_refused_by_the_upstream(proxy, upstream, version):
+def test_tls_before_1_2_is_refused_by_the_upstream(proxy, each_upstream, version):
     # SECLEVEL=0 lets this client offer the old version at all, so only the server refuses.
     cmd = ("echo | openssl s_client -connect %s:8443 -servername %s -%s -cipher DEFAULT@SECLEVEL=0 2>&1"
-           % (name_of(upstream), name_of(upstream), version))
+           % (name_of(each_upstream), name_of(each_upstream), version))
     old = proxy.run(cmd)
     assert old.rc != 0
     assert re.search(r"alert protocol version|unsupported protocol|no protocols available|wrong version", old.stdout), \

@@ -3,8 +3,9 @@ identity over time (session resumption, revocation while connections stay open),
 beside the operator's own configuration (another TLS site on the mTLS port, hostile http-level
 header settings), and role variables that try to inject nginx configuration.
 
-Shared by the Debian 12 and 13 matrix scenarios (see matrix-converge.yml for the operator's
-configuration they run beside). Tests that change the hosts put back what they change.
+Run by the matrix scenario (see matrix-converge.yml for the operator's configuration the tiers
+run beside); tests that depend on the upstream's nginx and OpenSSL run against each upstream
+host (Debian 13 and 12). Tests that change the hosts put back what they change.
 """
 
 import json
@@ -204,12 +205,12 @@ def _identity_names(seen):
 
 
 @pytest.mark.parametrize("route", ["straight", "through the proxy"])
-def test_underscore_spellings_of_identity_headers_never_reach_the_backend(proxy, upstream, route):
+def test_underscore_spellings_of_identity_headers_never_reach_the_backend(proxy, each_upstream, route):
     # The operator's nginx.conf sets underscores_in_headers on and ignore_invalid_headers off.
     forged = ["-H", "X_Client_DN: CN=forged", "-H", "X_Client_Verify: SUCCESS", "-H", "X-Client_DN: CN=forged",
               "-H", "x_client_fingerprint: 00"]
     if route == "straight":
-        seen = as_proxy(proxy, upstream, *forged).json()["headers"]
+        seen = as_proxy(proxy, each_upstream, *forged).json()["headers"]
     else:
         seen = curl(proxy, "http://127.0.0.1:8080/", *forged).json()["headers"]
     assert _identity_names(seen) == sorted(["X-Client-Cert", "X-Client-Verify", "X-Client-DN", "X-Client-Serial",
@@ -232,14 +233,14 @@ def test_identity_fields_left_out_are_sent_empty_whatever_the_client_sent(proxy,
     assert "forged" not in json.dumps(seen)
 
 
-def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_backend(proxy, upstream):
+def test_forwarding_and_foreign_identity_headers_from_clients_never_reach_the_backend(proxy, each_upstream):
     sent = {"X-Real-IP": "203.0.113.7", "Forwarded": "for=203.0.113.7;host=evil.example",
             "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil.example", "X-Original-URL": "/admin/",
             "X-Client-Issuer-DN": "CN=forged CA", "SSL-Client-Verify": "SUCCESS", "Client-Cert": ":Zm9yZ2Vk:",
             "X-Forwarded-Tls-Client-Cert": "forged", "X-ARR-ClientCert": "forged"}
     sent.update(FOREIGN_IDENTITY)
     options = [o for name, value in sent.items() for o in ("-H", "%s: %s" % (name, value))]
-    seen = as_proxy(proxy, upstream, *options).json()["headers"]
+    seen = as_proxy(proxy, each_upstream, *options).json()["headers"]
     peer = proxy.interface("eth0").addresses[0]
     assert seen["X-Forwarded-For"] == peer and seen["X-Real-IP"] == peer
     assert seen["X-Forwarded-Proto"] == "https"
