@@ -61,6 +61,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mtls.nginx.plugins.module_utils._identity import gate_callers as _gate_callers
 from ansible_collections.mtls.nginx.plugins.module_utils._identity import identity_map as _identity_map
 from ansible_collections.mtls.nginx.plugins.module_utils._identity import known_callers_files as _known_callers_files
 from ansible_collections.mtls.nginx.plugins.plugin_utils import _role_data
@@ -79,6 +80,14 @@ def known_callers_files(tiers, issued):
     return _known_callers_files(_role_data.plain(tiers), _role_data.plain(issued))
 
 
+def gate_callers(tier, issued):
+    """Whom an upstream tier's rotation gate asks: its planned callers, less those the ledger's
+    valid certificates (``issued``; None when the ledger was not read) no longer vouch for."""
+    if not isinstance(tier, dict) or not (issued is None or isinstance(issued, list)):
+        raise AnsibleFilterError("gate_callers: expects the tier's record (a dict) and the ledger's valid certificates (a list, or none)")
+    return _gate_callers(_role_data.plain(tier), None if issued is None else _role_data.plain(issued))
+
+
 class FilterModule:
     def filters(self):
-        return {"identity_map": identity_map, "known_callers_files": known_callers_files}
+        return {"identity_map": identity_map, "known_callers_files": known_callers_files, "gate_callers": gate_callers}

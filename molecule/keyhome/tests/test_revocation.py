@@ -79,6 +79,24 @@ def test_a_spoofed_self_signed_client_pem_does_not_change_what_revoke_revokes(pr
     assert _fresh_client(proxy, upstream, "after-spoof").status == 200
 
 
+def test_the_upstream_rotates_while_its_only_caller_is_revoked(proxy, upstream):
+    """A host was compromised and revoked, and the operator rotates the upstream before that host
+    is back: the gate does not ask the revoked caller, whom the CRL refuses whatever the upstream
+    serves, and checks the new certificate from the upstream's own host."""
+    replaced = _serial(upstream, UPSTREAM_PKI + "/server-chain.pem")
+    rc, out, _recap = run_playbook("mtls.nginx.rotate", "-e", json.dumps({"mtls_rotate_kinds": ["upstream"]}))
+    assert rc == 0, out[-4000:]
+    assert ("Not asked (no valid certificate in the CA's ledger: revoked, and not rotated since): proxy tier mtls-proxy on %s."
+            % proxy.backend.get_hostname()) in out, out[-4000:]
+    assert "No caller left: the certificate served is checked from this host." in out, out[-4000:]
+    assert _serial(upstream, UPSTREAM_PKI + "/server-chain.pem") != replaced
+    entry = next(e for e in _ledger() if e["serial"] == replaced)
+    assert (entry["status"], entry["reason"]) == ("revoked", "superseded"), entry
+    # The revoked caller is still refused; a caller the CA vouches for meets the new certificate.
+    _revoked_400(_presented(proxy, upstream, PROXY_PKI + "/client"))
+    assert _fresh_client(proxy, upstream, "after-upstream-rotation").status == 200
+
+
 def test_a_revoked_key_is_not_signed_again_for_a_new_name(proxy, upstream, tmp_path):
     name = proxy.backend.get_hostname()
     extra = tmp_path / "inventory"
