@@ -80,12 +80,12 @@ def known_callers_files(tiers, issued):
     return _known_callers_files(_role_data.plain(tiers), _role_data.plain(issued))
 
 
-def gate_callers(tier, issued):
-    """Whom an upstream tier's rotation gate asks: its planned callers, less those the ledger's
-    valid certificates (``issued``; None when the ledger was not read) no longer vouch for."""
-    if not isinstance(tier, dict) or not (issued is None or isinstance(issued, list)):
-        raise AnsibleFilterError("gate_callers: expects the tier's record (a dict) and the ledger's valid certificates (a list, or none)")
-    return _gate_callers(_role_data.plain(tier), None if issued is None else _role_data.plain(issued))
+def gate_callers(tier, revoked):
+    """Whom an upstream tier's rotation gate asks: its planned callers, less those the CA's ledger
+    holds revoked (``revoked``: the revoked_tiers of mtls.nginx.ca_read; None when it was not read)."""
+    if not isinstance(tier, dict) or not (revoked is None or isinstance(revoked, list)):
+        raise AnsibleFilterError("gate_callers: expects the tier's record (a dict) and the ledger's revoked tiers (a list, or none)")
+    return _gate_callers(_role_data.plain(tier), None if revoked is None else _role_data.plain(revoked))
 
 
 class FilterModule:

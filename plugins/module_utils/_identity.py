@@ -102,30 +102,30 @@ def nginx_maps(tier, entries):
     return "\n".join(lines) + "\n"
 
 
-def gate_callers(tier, issued):
-    """Whom the rotation gate of the upstream tier ``tier`` (its record) asks, given the valid
-    certificates of the CA's ledger ``issued`` (None: the ledger was not read): a dict with
-    ``probes``, the callers that send the gate's request, and ``not_vouched``, the labels of the
-    callers passed over.
+def gate_callers(tier, revoked):
+    """Whom the rotation gate of the upstream tier ``tier`` (its record) asks, given the tiers
+    ``revoked`` in the CA's ledger (each ``host`` and ``tier``, from :func:`_rollover.revoked_tiers`;
+    None: the ledger was not read): a dict with ``probes``, the callers that send the gate's
+    request, and ``passed_over``, the labels of the callers passed over.
 
     The callers its record names in ``rotate_probe_from`` are asked as named. Otherwise the first
-    caller that the CA still vouches for: a caller whose certificate comes from the collection's
-    CA (key source managed or pkcs11) but holds no valid one in the ledger (its host revoked by
-    name or service, and not rotated since) would be refused by the tier's CRL whatever the new
-    certificate, so it is passed over for the next. With none left, the gate checks the
-    certificate served from the tier's own host, as for a tier nobody calls."""
+    caller that the ledger does not hold revoked: a caller whose certificates were revoked by host
+    or service, and not rotated since, is refused by the tier's CRL whatever the new certificate,
+    so it is passed over for the next. With none left, the gate checks the certificate served from
+    the tier's own host, as for a tier nobody calls. A caller the ledger knows nothing of (its own
+    certificate files, or a name nothing was issued for) is asked: its failure fails the gate."""
     rotate = tier.get("rotate") or {}
-    if issued is None or rotate.get("probe_from") is not None:
-        return {"probes": list(rotate.get("probes") or []), "not_vouched": []}
-    valid = {(entry.get("host"), entry.get("tier")) for entry in issued if entry.get("pem")}
+    if revoked is None or rotate.get("probe_from") is not None:
+        return {"probes": list(rotate.get("probes") or []), "passed_over": []}
+    cut = {(entry.get("host"), entry.get("tier")) for entry in revoked}
     probes, passed = [], []
     for caller in tier.get("callers") or []:
-        if caller.get("ca_issued", True) and (caller.get("host"), caller.get("name")) not in valid:
+        if (caller.get("host"), caller.get("name")) in cut:
             passed.append(caller.get("label") or "%s on %s" % (caller.get("name"), caller.get("host")))
             continue
         probes.append(caller)
         break
-    return {"probes": probes, "not_vouched": passed}
+    return {"probes": probes, "passed_over": passed}
 
 
 def known_callers_files(tiers, issued):

@@ -364,8 +364,6 @@ def _caller(proxy):
         "name": proxy["name"],
         "label": proxy["label"],
         "token": proxy["key"]["source"] == "pkcs11",
-        # Its certificate comes from the collection's CA, so the CA's ledger says whether it is still valid.
-        "ca_issued": proxy["key"]["source"] in ("managed", "pkcs11"),
         "ca": proxy["files"]["ca"],
         "certificate": proxy["files"]["chain"],
         "key": proxy["files"]["key"],

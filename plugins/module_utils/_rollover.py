@@ -18,6 +18,15 @@ from ._crypto import PKIError
 EXTENSIONS = (".pem", ".key", ".crl", "-chain.pem")
 
 
+def revoked_tiers(entries):
+    """The tiers (``host`` and ``tier``, its config name) for which the ledger ``entries`` hold a
+    revoked certificate and no valid one, sorted."""
+    valid = {(e.get("host"), e.get("tier")) for e in entries if e.get("status") == "valid"}
+    revoked = {(e.get("host"), e.get("tier")) for e in entries
+               if e.get("status") == "revoked" and e.get("host") and e.get("tier")}
+    return [{"host": host, "tier": tier} for host, tier in sorted(revoked - valid)]
+
+
 def read_generation(directory):
     path = os.path.join(directory, "generation")
     try:
@@ -171,4 +180,7 @@ def read_state(directory, intermediate=False, make_next=False):
         # The valid certificates the CA issued (public), for the upstream tiers' known callers.
         "issued": [{"host": entry.get("host", ""), "tier": entry.get("tier", ""), "pem": entry["pem"]}
                    for entry in ledger.entries if entry["status"] == "valid" and entry.get("pem")],
+        # The tiers (host and config name) whose certificates the ledger holds revoked, with none
+        # valid: revoked by host or service and not rotated since (the rotation gate passes them over).
+        "revoked_tiers": revoked_tiers(ledger.entries),
     }

@@ -97,6 +97,14 @@ issued:
   type: list
   elements: dict
   returned: always
+revoked_tiers:
+  description:
+    - The tiers, each C(host) and C(tier) (its config name), whose certificates the CA's issuance
+      ledger holds revoked with none valid (revoked by host or service, and not rotated since).
+      The rotation gate of an upstream tier does not ask such a caller.
+  type: list
+  elements: dict
+  returned: always
 ledger_serials:
   description: Every serial the CA's issuance ledger knows.
   type: list

@@ -59,46 +59,40 @@ def test_the_map_holds_only_the_callers_certificates():
 
 # --- Whom a rotation gate asks ------------------------------------------------------------------
 
-def _caller(host, name="mtls-mesh-web-to-orders", ca_issued=True):
-    return {"host": host, "name": name, "label": "%s on %s" % (name, host), "ca_issued": ca_issued}
+def _caller(host, name="mtls-mesh-web-to-orders"):
+    return {"host": host, "name": name, "label": "%s on %s" % (name, host)}
 
 
 def _gated(callers, probe_from=None, probes=None):
     return {"callers": callers, "rotate": {"probe_from": probe_from, "probes": probes if probes is not None else callers[:1]}}
 
 
-def _valid(*callers):
-    return [{"host": c["host"], "tier": c["name"], "pem": "PEM"} for c in callers]
+def _revoked(*callers):
+    return [{"host": c["host"], "tier": c["name"]} for c in callers]
 
 
-def test_the_gate_asks_the_first_caller_the_ca_still_vouches_for():
+def test_the_gate_asks_the_first_caller_the_ledger_does_not_hold_revoked():
     web1, web2 = _caller("f-web1"), _caller("f-web2")
-    assert _identity.gate_callers(_gated([web1, web2]), _valid(web1, web2)) == {"probes": [web1], "not_vouched": []}
-    # web1 revoked by name: its certificate is no longer valid in the ledger, so web2 is asked.
-    assert _identity.gate_callers(_gated([web1, web2]), _valid(web2)) == {
-        "probes": [web2], "not_vouched": ["mtls-mesh-web-to-orders on f-web1"]}
+    assert _identity.gate_callers(_gated([web1, web2]), []) == {"probes": [web1], "passed_over": []}
+    # web1 revoked by name: web2 is asked.
+    assert _identity.gate_callers(_gated([web1, web2]), _revoked(web1)) == {
+        "probes": [web2], "passed_over": ["mtls-mesh-web-to-orders on f-web1"]}
 
 
 def test_with_every_caller_revoked_the_gate_checks_the_served_certificate():
     web1, web2 = _caller("f-web1"), _caller("f-web2")
-    assert _identity.gate_callers(_gated([web1, web2]), []) == {
-        "probes": [], "not_vouched": ["mtls-mesh-web-to-orders on f-web1", "mtls-mesh-web-to-orders on f-web2"]}
+    assert _identity.gate_callers(_gated([web1, web2]), _revoked(web1, web2)) == {
+        "probes": [], "passed_over": ["mtls-mesh-web-to-orders on f-web1", "mtls-mesh-web-to-orders on f-web2"]}
 
 
-def test_a_caller_with_its_own_certificate_files_is_asked_without_the_ledger():
-    byo = _caller("partner", ca_issued=False)
-    assert _identity.gate_callers(_gated([byo]), []) == {"probes": [byo], "not_vouched": []}
-
-
-def test_a_valid_certificate_of_another_tier_of_the_host_does_not_vouch_for_the_caller():
+def test_another_revoked_tier_of_the_callers_host_does_not_pass_it_over():
     web1 = _caller("f-web1")
     other = _caller("f-web1", name="mtls-mesh-web-to-catalog")
-    assert _identity.gate_callers(_gated([web1]), _valid(other)) == {
-        "probes": [], "not_vouched": ["mtls-mesh-web-to-orders on f-web1"]}
+    assert _identity.gate_callers(_gated([web1]), _revoked(other)) == {"probes": [web1], "passed_over": []}
 
 
 def test_named_probe_hosts_and_an_unread_ledger_keep_the_plans_choice():
     web1, web2 = _caller("f-web1"), _caller("f-web2")
     named = _gated([web1, web2], probe_from=["f-web1"], probes=[web1])
-    assert _identity.gate_callers(named, []) == {"probes": [web1], "not_vouched": []}
-    assert _identity.gate_callers(_gated([web1, web2]), None) == {"probes": [web1], "not_vouched": []}
+    assert _identity.gate_callers(named, _revoked(web1)) == {"probes": [web1], "passed_over": []}
+    assert _identity.gate_callers(_gated([web1, web2]), None) == {"probes": [web1], "passed_over": []}

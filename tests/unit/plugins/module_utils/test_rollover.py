@@ -5,6 +5,7 @@ import os
 import pytest
 
 from ansible_collections.mtls.nginx.plugins.module_utils._crypto import PKIError
+from ansible_collections.mtls.nginx.plugins.module_utils import _rollover
 from ansible_collections.mtls.nginx.plugins.module_utils._rollover import Rollover, read_generation
 
 
@@ -128,3 +129,20 @@ def test_read_state_of_a_directory_not_made_yet_is_empty(tmp_path):
 
     state = read_state(str(tmp_path / "nothing"))
     assert not state["exists"] and state["anchor_bundle"] == "" and state["crl_bundle"] == ""
+
+
+def test_revoked_tiers_are_those_with_a_revoked_certificate_and_none_valid():
+    entries = [
+        # Revoked by host, not rotated since.
+        {"host": "web-2", "tier": "mtls-proxy", "status": "revoked", "reason": "keyCompromise"},
+        # Rotated: the replaced certificate revoked (superseded), the new one valid.
+        {"host": "web-1", "tier": "mtls-proxy", "status": "revoked", "reason": "superseded"},
+        {"host": "web-1", "tier": "mtls-proxy", "status": "valid"},
+        # A failed gate's staged certificate revoked, the live one still valid.
+        {"host": "orders-1", "tier": "mtls-upstream", "status": "revoked", "reason": "cessationOfOperation"},
+        {"host": "orders-1", "tier": "mtls-upstream", "status": "valid"},
+        # Recorded by serial only, outside the ledger: no tier to name.
+        {"host": "", "tier": "", "status": "revoked"},
+        {"host": "web-3", "tier": "mtls-proxy", "status": "superseded"},
+    ]
+    assert _rollover.revoked_tiers(entries) == [{"host": "web-2", "tier": "mtls-proxy"}]
